@@ -1,0 +1,159 @@
+# fasterapid — plain GNU make. Objects go under $(BUILD); headers are tracked with -MMD.
+#
+#   make            build build/fasterapid (installs missing Debian packages first, as root)
+#   make run        build and run the daemon in the foreground on conf/fasterapid.yaml
+#   make test       every test, then again under AddressSanitizer + UBSan with libc malloc
+#   make bench      benchmarks in perf/ (never part of make test); bench-micro: micro only
+#   make install    PREFIX=/usr/local DESTDIR=  ;  make uninstall
+#   MALLOC=libc     link with the C library's malloc instead of jemalloc
+
+.DEFAULT_GOAL := all
+.SUFFIXES:
+.SECONDARY:
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+MALLOC  ?= jemalloc
+SAN     ?=
+CONF    ?= conf/fasterapid.yaml
+
+ifeq ($(SAN),1)
+BUILD   ?= build/asan
+MALLOC  := libc
+OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   ?= build
+OPT     ?= -O2 -g
+LDSAN   :=
+endif
+
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
+FA_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Ilib -I$(LLHTTP_INC) $(CFLAGS)
+LIBS      := -lev -lyaml -lsystemd -lm -pthread
+ifeq ($(MALLOC),jemalloc)
+FA_CFLAGS += -DFA_WITH_JEMALLOC
+LIBS      += -ljemalloc
+endif
+
+# Debian packages the build and the tests need, and one file that proves each is there.
+DEB_PKGS  := build-essential pkg-config libev-dev node-llhttp libyaml-dev libjemalloc-dev \
+             libcriterion-dev libjsmn-dev libsystemd-dev systemd curl
+DEB_PROBE := /usr/include/ev.h $(LLHTTP_SRC)/llhttp.c /usr/include/yaml.h \
+             /usr/include/jemalloc/jemalloc.h /usr/include/criterion/criterion.h /usr/include/jsmn.h \
+             /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl
+BENCH_PKGS  := wrk nginx-light valgrind
+BENCH_PROBE := /usr/bin/wrk /usr/sbin/nginx /usr/bin/valgrind
+
+LIB_SRC    := $(sort $(wildcard lib/*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LLHTTP_OBJ := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+LIBFA      := $(BUILD)/libfasterapid.a
+BIN        := $(BUILD)/fasterapid
+
+TEST_SRC     := $(sort $(wildcard tests/test_*.c))
+TEST_BIN     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+SUPPORT_SRC  := $(sort $(wildcard tests/support/*.c))
+SUPPORT_OBJ  := $(SUPPORT_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC    := $(sort $(wildcard perf/bench_*.c))
+BENCH_BIN    := $(BENCH_SRC:perf/%.c=$(BUILD)/perf/%)
+
+.PHONY: all deps bench-deps run test check tests bench bench-micro install uninstall clean format
+
+all: $(BIN)
+
+# Installs what is missing, once; quiet when everything is there.
+deps:
+	@missing=; for f in $(DEB_PROBE); do [ -e $$f ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "fasterapid: installing Debian packages (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
+	  else \
+	    echo "fasterapid: missing$$missing; run as root: apt-get update && apt-get install -y $(DEB_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+bench-deps: deps
+	@missing=; for f in $(BENCH_PROBE); do [ -e $$f ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PKGS) >/dev/null || exit 1; \
+	    systemctl disable --now nginx >/dev/null 2>&1 || true; \
+	  else \
+	    echo "fasterapid: missing$$missing; run as root: apt-get install -y $(BENCH_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(OPT) -I$(LLHTTP_INC) -w -c $< -o $@
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(FA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBFA): $(LIB_OBJ) $(LLHTTP_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/cmd/fasterapid/main.o $(LIBFA)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJ) $(LIBFA)
+	$(CC) $(LDSAN) -o $@ $^ -lcriterion $(LIBS)
+
+$(BUILD)/perf/%: $(BUILD)/perf/%.o $(LIBFA)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BUILD)/perf/floor: perf/floor.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
+
+tests: $(BIN) $(TEST_BIN)
+
+# Runs every test binary against this build; tests/run.sh prints the totals.
+check: tests
+	@FASTERAPID_BIN=$(abspath $(BIN)) FA_SRCDIR=$(CURDIR) tests/run.sh $(TEST_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory check
+	@echo "== again under AddressSanitizer + UBSan (libc malloc) =="
+	@$(MAKE) --no-print-directory SAN=1 check
+
+run: deps $(BIN)
+	$(BIN) -c $(CONF)
+
+bench: bench-deps $(BIN) $(BENCH_BIN) $(BUILD)/perf/floor
+	@perf/run-micro.sh $(BENCH_BIN)
+	@FASTERAPID_BIN=$(abspath $(BIN)) FLOOR_BIN=$(abspath $(BUILD)/perf/floor) perf/load.sh
+
+bench-micro: deps $(BENCH_BIN)
+	@perf/run-micro.sh $(BENCH_BIN)
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/fasterapid
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml"; \
+	else \
+	  install -D -m 0644 conf/fasterapid.yaml $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml; \
+	fi
+	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' fasterapid.service \
+	  | install -D -m 0644 /dev/stdin $(DESTDIR)$(UNITDIR)/fasterapid.service
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/fasterapid $(DESTDIR)$(UNITDIR)/fasterapid.service
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/fasterapid/ in place (your configuration)"
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i lib/*.[ch] cmd/fasterapid/*.c tests/*.c tests/support/*.[ch] perf/*.c
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
