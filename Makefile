@@ -47,8 +47,8 @@ DEB_PKGS  := build-essential pkg-config libev-dev node-llhttp libyaml-dev libjem
 DEB_PROBE := /usr/include/ev.h $(LLHTTP_SRC)/llhttp.c /usr/include/yaml.h \
              /usr/include/jemalloc/jemalloc.h /usr/include/criterion/criterion.h /usr/include/jsmn.h \
              /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl
-BENCH_PKGS  := wrk nginx-light valgrind
-BENCH_PROBE := /usr/bin/wrk /usr/sbin/nginx /usr/bin/valgrind
+BENCH_PKGS  := wrk nginx-light valgrind libyajl-dev
+BENCH_PROBE := /usr/bin/wrk /usr/sbin/nginx /usr/bin/valgrind /usr/include/yajl/yajl_parse.h
 
 LIB_SRC    := $(sort $(wildcard lib/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -111,6 +111,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJ) $(LIBFA)
 $(BUILD)/perf/%: $(BUILD)/perf/%.o $(LIBFA)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
+# The JSON benchmark compares jsmn (what we use) with yajl, so only it links yajl.
+$(BUILD)/perf/bench_json: LIBS += -lyajl
+
 $(BUILD)/perf/floor: perf/floor.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
@@ -133,7 +136,7 @@ bench: bench-deps $(BIN) $(BENCH_BIN) $(BUILD)/perf/floor
 	@perf/run-micro.sh $(BENCH_BIN)
 	@FASTERAPID_BIN=$(abspath $(BIN)) FLOOR_BIN=$(abspath $(BUILD)/perf/floor) perf/load.sh
 
-bench-micro: deps $(BENCH_BIN)
+bench-micro: bench-deps $(BENCH_BIN)
 	@perf/run-micro.sh $(BENCH_BIN)
 
 install: $(BIN)

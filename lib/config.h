@@ -42,7 +42,6 @@ typedef struct {
 typedef struct {
     const char *method;               /* "GET", "POST", ... upper case, NUL-terminated */
     const char *path;                 /* "/users/:id/*rest", NUL-terminated */
-    const char *path_param;           /* index-free location text "routes[3]" for messages */
     const fa_yaml_node_t *node;       /* the route's mapping, for locations */
     const fa_yaml_node_t *match_node; /* the "match" scalar */
     const fa_yaml_node_t *pipeline;   /* a sequence of one-key mappings: the stages */
