@@ -1,0 +1,35 @@
+/*
+ * app.h — what the connection layer calls once a request is complete: the compiled routes and
+ * pipelines of one configuration.
+ *
+ * Lifetime: built from a fa_config_t at load (and at each reload, from the new config), immutable
+ * afterwards, shared read-only by the worker; per-worker state of the stages is set up by
+ * fa_app_worker_init. Freed with fa_app_free after the config it came from is no longer served.
+ */
+#ifndef FA_APP_H
+#define FA_APP_H
+
+#include "config.h"
+#include "fa.h"
+
+typedef struct fa_app fa_app_t;
+
+/** Compiles the routes and pipelines of config; NULL with located errors in errs. */
+fa_app_t *fa_app_build(const fa_config_t *config, fa_errbuf_t *errs);
+void fa_app_free(fa_app_t *app);
+
+/** Sets up and tears down the stages' per-worker state (runs in the worker, after fork). */
+int fa_app_worker_init(const fa_app_t *app, fa_worker_t *worker);
+void fa_app_worker_fini(const fa_app_t *app, fa_worker_t *worker);
+
+/**
+ * Handles a complete request: routes it and runs its pipeline. Returns FA_OK once the response has
+ * been produced (fa_req_respond), or FA_AGAIN if a stage is waiting: the response is produced later
+ * from the worker's loop, and the connection waits for it.
+ */
+fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req);
+
+/** The connection of a request that returned FA_AGAIN is going away: cancel what it waits for. */
+void fa_app_abort(fa_req_t *req);
+
+#endif

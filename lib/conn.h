@@ -1,0 +1,85 @@
+/*
+ * conn.h — one client connection: watchers, buffers, the llhttp parser, timeouts, deferred close.
+ *
+ * Lifetime: taken from the worker's recycler when accepted, returned to it at the end of the loop
+ * iteration in which it was closed (never inside a callback that a caller up the stack may still
+ * be using). Its request pool and buffers are kept across recycling.
+ */
+#ifndef FA_CONN_H
+#define FA_CONN_H
+
+#include "fa.h"
+#include "pool.h"
+#include "req.h"
+
+#include <ev.h>
+#include <llhttp.h>
+
+typedef enum {
+    FA_CONN_IDLE,     /* between requests (keep-alive), no byte of the next one yet */
+    FA_CONN_HEADERS,  /* reading a request's header section */
+    FA_CONN_BODY,     /* reading its body */
+    FA_CONN_HANDLING, /* complete; the application has not answered yet */
+    FA_CONN_CLOSING,  /* flushing the last response, then lingering close */
+} fa_conn_state_t;
+
+struct fa_conn {
+    ev_io rio, wio;
+    ev_timer timer;
+    fa_worker_t *worker;
+    int fd;
+    fa_conn_state_t state;
+    bool want_close;  /* close once the write buffer is flushed */
+    bool lingering;   /* write side shut down, discarding input until EOF */
+    bool closed;
+    bool eof;         /* the client shut down its write side */
+    bool in_process;  /* re-entrancy guard for fa__conn_process */
+
+    llhttp_t parser;
+    int err_status; /* set by a parser callback that rejects the request */
+    const char *err_msg;
+
+    fa_req_t req;
+    fa_pool_t pool; /* the request pool */
+
+    char *rbuf;
+    size_t rcap, rstart, rend; /* [rstart, rend) not yet parsed */
+    size_t req_start;          /* offset of the current request's first byte in rbuf */
+    bool req_in_rbuf;          /* views of the current request point into rbuf */
+
+    char *wbuf;
+    size_t wcap, wpos, wlen; /* [wpos, wlen) not yet written */
+
+    /* header assembly */
+    int hdr_phase; /* 0 none, 1 in field, 2 in value */
+    size_t body_cap; /* capacity of a pool-held body */
+
+    unsigned nrequests; /* answered on this connection */
+    ev_tstamp last_io;
+    fa_conn_t *next, *prev;
+};
+
+/** Accepts connections from listener fd until EAGAIN or the per-call budget (libev callback). */
+void fa_conn_accept(fa_worker_t *worker, int fd);
+
+/** Closes every idle connection and marks the others to close after their current response. */
+void fa_conn_shutdown_all(fa_worker_t *worker);
+
+/** Frees the connections closed during this loop iteration (from the worker's ev_check). */
+void fa_conn_reap(fa_worker_t *worker);
+
+/** Releases every recycled connection (worker exit, tests). */
+void fa_conn_free_all(fa_worker_t *worker);
+
+/* Internal: shared by conn.c, http.c and resp.c. */
+extern const llhttp_settings_t fa__http_settings;
+void fa__conn_process(fa_conn_t *c);
+void fa__conn_write_bytes(fa_conn_t *c, const void *p, size_t n);
+char *fa__conn_wreserve(fa_conn_t *c, size_t n);
+void fa__conn_request_done(fa_conn_t *c);
+void fa__http_reset_request(fa_conn_t *c);
+void fa__http_error(fa_conn_t *c, llhttp_errno_t err);
+void fa__http_detach(fa_conn_t *c);
+void fa__http_rebase(fa_conn_t *c, const char *old_base, const char *new_base);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * http.c — llhttp glue: assembles a fa_req_t from the parser's callbacks, enforces the request
+ * limits, and maps parser errors to HTTP statuses.
+ *
+ * Views (target, header names and values, body) point into the connection's read buffer while the
+ * bytes are contiguous there; a token split by a buffer move, or a chunked body, is joined in the
+ * request pool. The parser is paused at the end of every message so that requests are handled one
+ * at a time, in order, however many arrive in one read (pipelining).
+ */
+#include "conn.h"
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+#include <string.h>
+#include <strings.h>
+
+static inline fa_conn_t *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+/* Rejects the request being parsed with status; the callback returns -1 (HPE_USER). */
+static int reject(fa_conn_t *c, int status, const char *msg)
+{
+    c->err_status = status;
+    c->err_msg = msg;
+    return -1;
+}
+
+/* Appends [at, at+len) to a view: extends it in place when contiguous, else joins in the pool. */
+static void view_append(fa_conn_t *c, fa_str_t *v, const char *at, size_t len)
+{
+    if (v->len == 0) {
+        v->ptr = at;
+        v->len = len;
+    } else if (v->ptr + v->len == at) {
+        v->len += len;
+    } else {
+        char *p = fa_pool_alloc(&c->pool, v->len + len);
+        memcpy(p, v->ptr, v->len);
+        memcpy(p + v->len, at, len);
+        v->ptr = p;
+        v->len += len;
+    }
+}
+
+void fa__http_reset_request(fa_conn_t *c)
+{
+    fa_req_t *r = &c->req;
+    fa_pool_reset(&c->pool);
+    fa_conn_t *conn = r->conn;
+    fa_worker_t *w = r->worker;
+    memset(r, 0, sizeof(*r));
+    r->conn = conn;
+    r->worker = w;
+    r->pool = &c->pool;
+    r->content_length = UINT64_MAX;
+    r->action = "reading request headers";
+    c->hdr_phase = 0;
+    c->body_cap = 0;
+    c->err_status = 0;
+    c->err_msg = NULL;
+    c->req_in_rbuf = false;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    fa_conn_t *c = conn_of(p);
+    /* The parser is paused after every message, so a new one starts where this execute began. */
+    c->req_start = c->rstart;
+    c->req_in_rbuf = true;
+    c->state = FA_CONN_HEADERS;
+    c->req.start = ev_now(c->worker->loop);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    fa_conn_t *c = conn_of(p);
+    view_append(c, &c->req.target, at, len);
+    if (c->req.target.len > c->worker->config->limits.uri_bytes)
+        return reject(c, 414, "request URI too long");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    fa_conn_t *c = conn_of(p);
+    fa_req_t *r = &c->req;
+    if (c->hdr_phase != 1) {
+        if (r->nheaders == c->worker->config->limits.max_headers)
+            return reject(c, 431, "too many header fields");
+        if (r->nheaders == r->_headers_cap) {
+            unsigned cap = r->_headers_cap ? r->_headers_cap * 2 : 16;
+            fa_header_t *h = fa_pool_alloc(&c->pool, cap * sizeof(*h));
+            if (r->nheaders)
+                memcpy(h, r->headers, r->nheaders * sizeof(*h));
+            r->headers = h;
+            r->_headers_cap = cap;
+        }
+        r->headers[r->nheaders++] = (fa_header_t){FA_STR_NULL, FA_STR_NULL};
+        c->hdr_phase = 1;
+    }
+    view_append(c, &r->headers[r->nheaders - 1].name, at, len);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    fa_conn_t *c = conn_of(p);
+    fa_req_t *r = &c->req;
+    c->hdr_phase = 2;
+    fa_header_t *h = &r->headers[r->nheaders - 1];
+    if (h->value.len == 0 && h->value.ptr == NULL) {
+        h->value.ptr = at; /* an empty value still gets a non-NULL pointer */
+    }
+    view_append(c, &h->value, at, len);
+    return 0;
+}
+
+static bool token_eq(fa_str_t v, const char *s)
+{
+    size_t n = strlen(s);
+    /* trim optional whitespace */
+    while (v.len && (v.ptr[0] == ' ' || v.ptr[0] == '\t'))
+        v.ptr++, v.len--;
+    while (v.len && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+        v.len--;
+    return v.len == n && strncasecmp(v.ptr, s, n) == 0;
+}
+
+/*
+ * Runs once the header section is complete: checks the version, the framing and the body limit,
+ * answers "Expect: 100-continue", and splits the target into path and query.
+ */
+static int on_headers_complete(llhttp_t *p)
+{
+    fa_conn_t *c = conn_of(p);
+    fa_req_t *r = &c->req;
+    const fa_config_t *cfg = c->worker->config;
+
+    r->http_major = p->http_major;
+    r->http_minor = p->http_minor;
+    if (p->http_major != 1)
+        return reject(c, 505, "HTTP version not supported");
+    r->method = p->method;
+    r->method_str.ptr = llhttp_method_name((llhttp_method_t)p->method);
+    r->method_str.len = strlen(r->method_str.ptr);
+    r->head = p->method == HTTP_HEAD;
+    r->keep_alive = llhttp_should_keep_alive(p);
+    if (r->target.len == 0 || r->target.ptr[0] != '/') {
+        /* origin-form only; absolute-form and '*' are not served here */
+        if (!(r->target.len == 1 && r->target.ptr[0] == '*' && p->method == HTTP_OPTIONS))
+            return reject(c, 400, "invalid request target");
+    }
+    const char *q = memchr(r->target.ptr, '?', r->target.len);
+    if (q) {
+        r->path = (fa_str_t){r->target.ptr, (size_t)(q - r->target.ptr)};
+        r->query = (fa_str_t){q + 1, r->target.len - r->path.len - 1};
+    } else {
+        r->path = r->target;
+        r->query = (fa_str_t){r->target.ptr + r->target.len, 0};
+    }
+
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        fa_header_t *h = &r->headers[i];
+        if (h->name.len == 17 && strncasecmp(h->name.ptr, "transfer-encoding", 17) == 0) {
+            /* Only "chunked" alone is supported; llhttp already refuses a body framed by both
+             * Content-Length and Transfer-Encoding. */
+            if (!token_eq(h->value, "chunked"))
+                return reject(c, 501, "unsupported transfer coding");
+        } else if (h->name.len == 6 && strncasecmp(h->name.ptr, "expect", 6) == 0) {
+            if (!token_eq(h->value, "100-continue"))
+                return reject(c, 417, "unsupported expectation");
+            r->expect_continue = p->http_minor >= 1;
+        }
+    }
+    if (p->flags & F_CONTENT_LENGTH) {
+        r->content_length = p->content_length;
+        if (p->content_length > cfg->limits.body_bytes)
+            return reject(c, 413, "request body too large");
+    }
+    bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if (r->expect_continue && has_body) {
+        /* Sent even if the body has started arriving: RFC 9110 allows it, clients ignore it. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        fa__conn_write_bytes(c, cont, sizeof(cont) - 1);
+    }
+    c->state = FA_CONN_BODY;
+    r->action = "reading request body";
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    fa_conn_t *c = conn_of(p);
+    fa_req_t *r = &c->req;
+    size_t limit = c->worker->config->limits.body_bytes;
+    if (r->body.len + len > limit)
+        return reject(c, 413, "request body too large");
+    if (r->body.len == 0 && c->body_cap == 0) {
+        r->body.ptr = at;
+        r->body.len = len;
+    } else if (c->body_cap == 0 && r->body.ptr + r->body.len == at) {
+        r->body.len += len;
+    } else {
+        /* Not contiguous (chunked, or moved out of the read buffer): join in the pool. */
+        if (r->body.len + len > c->body_cap) {
+            size_t cap = FA_MAX(c->body_cap * 2, r->body.len + len);
+            if (r->content_length != UINT64_MAX && r->content_length <= limit)
+                cap = FA_MAX(cap, (size_t)r->content_length);
+            cap = FA_MIN(FA_MAX(cap, (size_t)1024), limit);
+            char *nb = fa_pool_alloc(&c->pool, cap);
+            memcpy(nb, r->body.ptr, r->body.len);
+            r->body.ptr = nb;
+            c->body_cap = cap;
+        }
+        memcpy((char *)r->body.ptr + r->body.len, at, len);
+        r->body.len += len;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    fa_conn_t *c = conn_of(p);
+    c->state = FA_CONN_HANDLING;
+    return HPE_PAUSED;
+}
+
+const llhttp_settings_t fa__http_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/*
+ * The read buffer is full in the middle of a request's body: copy what the request still points
+ * at in the buffer into its pool, so the whole buffer can be reused.
+ */
+void fa__http_detach(fa_conn_t *c)
+{
+    fa_req_t *r = &c->req;
+    const char *lo = c->rbuf, *hi = c->rbuf + c->rcap;
+#define IN_RBUF(v) ((v).len && (v).ptr >= lo && (v).ptr < hi)
+#define DETACH(v)                                                                                  \
+    do {                                                                                           \
+        if (IN_RBUF(v))                                                                            \
+            (v).ptr = fa_pool_strndup(&c->pool, (v).ptr, (v).len);                                 \
+    } while (0)
+    fa_str_t old_target = r->target;
+    DETACH(r->target);
+    if (old_target.ptr != r->target.ptr) {
+        r->path.ptr = r->target.ptr + (r->path.ptr - old_target.ptr);
+        r->query.ptr = r->target.ptr + (r->query.ptr - old_target.ptr);
+    }
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        DETACH(r->headers[i].name);
+        DETACH(r->headers[i].value);
+    }
+    if (IN_RBUF(r->body)) {
+        size_t cap = r->body.len;
+        if (r->content_length != UINT64_MAX)
+            cap = FA_MAX(cap, (size_t)r->content_length);
+        cap = FA_MAX(cap, (size_t)1024);
+        char *nb = fa_pool_alloc(&c->pool, cap);
+        memcpy(nb, r->body.ptr, r->body.len);
+        r->body.ptr = nb;
+        c->body_cap = cap;
+    }
+#undef DETACH
+#undef IN_RBUF
+    c->req_in_rbuf = false;
+}
+
+/* The read buffer's bytes moved from old_base to new_base (compaction): move the views too. */
+void fa__http_rebase(fa_conn_t *c, const char *old_base, const char *new_base)
+{
+    fa_req_t *r = &c->req;
+    const char *lo = old_base, *hi = old_base + c->rcap;
+#define REBASE(v)                                                                                  \
+    do {                                                                                           \
+        if ((v).ptr >= lo && (v).ptr <= hi)                                                        \
+            (v).ptr = new_base + ((v).ptr - old_base);                                             \
+    } while (0)
+    REBASE(r->target);
+    REBASE(r->path);
+    REBASE(r->query);
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        REBASE(r->headers[i].name);
+        REBASE(r->headers[i].value);
+    }
+    if (c->body_cap == 0)
+        REBASE(r->body);
+#undef REBASE
+}
+
+/* Maps a parser error to the status the client gets. */
+void fa__http_error(fa_conn_t *c, llhttp_errno_t err)
+{
+    int status = 400;
+    const char *msg = llhttp_get_error_reason(&c->parser);
+    switch (err) {
+    case HPE_USER:
+        status = c->err_status ? c->err_status : 500;
+        msg = c->err_msg ? c->err_msg : "internal error";
+        break;
+    case HPE_INVALID_VERSION:
+        status = 505;
+        msg = "HTTP version not supported";
+        break;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        status = 501;
+        msg = "unsupported transfer coding";
+        break;
+    default:
+        if (!msg || !*msg)
+            msg = llhttp_errno_name(err);
+        break;
+    }
+    fa_log_debug("fd %d: %s: %d %s", c->fd, c->req.action, status, msg);
+    c->req.close_after = true;
+    c->req.keep_alive = false;
+    fa_req_respond_error(&c->req, status, msg);
+}

@@ -1,0 +1,208 @@
+/*
+ * resp.c — writing responses into the connection's output buffer, and the request accessors.
+ *
+ * A response is serialised in one pass into the output buffer (status line, Server and Date from a
+ * per-worker cache, Content-Length, Content-Type, extra headers, Connection, body); the connection
+ * writes the buffer once the read batch is handled, so pipelined responses leave in one send.
+ */
+#include "conn.h"
+#include "config.h"
+#include "log.h"
+#include "req.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef struct {
+    int status;
+    const char *reason;
+} status_reason_t;
+
+static const status_reason_t reasons[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
+const char *fa_http_reason(int status)
+{
+    for (size_t i = 0; i < FA_ARRAY_SIZE(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
+}
+
+static const char wday[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void fa_worker_update_date(fa_worker_t *w)
+{
+    int64_t sec = (int64_t)ev_now(w->loop);
+    if (sec == w->date_sec && w->head_lines_len)
+        return;
+    w->date_sec = sec;
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int n = snprintf(w->head_lines, sizeof(w->head_lines),
+                     "Server: %.100s\r\nDate: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                     w->config->server.name, wday[tm.tm_wday], tm.tm_mday, month[tm.tm_mon],
+                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    w->head_lines_len = (size_t)FA_MIN(n, (int)sizeof(w->head_lines) - 1);
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, s) put((p), (s), sizeof(s) - 1)
+
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, size_t len)
+{
+    fa_conn_t *c = r->conn;
+    fa_worker_t *w = r->worker;
+    assert(!r->responded);
+    if (r->responded)
+        return;
+    r->responded = true;
+    r->status = status;
+
+    bool close = r->close_after || !r->keep_alive || c->want_close;
+    if (w->stopping && c->rstart == c->rend)
+        close = true; /* draining: this was the last buffered request */
+    r->close_after = close;
+
+    fa_worker_update_date(w);
+    bool send_body = !r->head && status != 204 && status != 304 && status >= 200;
+    size_t need = 64 + w->head_lines_len + 32 + ctype.len + 40 + (send_body ? len : 0);
+    for (unsigned i = 0; i < r->nextra; i++)
+        need += r->extra[i].name.len + r->extra[i].value.len + 4;
+
+    char *start = fa__conn_wreserve(c, need), *p = start;
+    const char *reason = fa_http_reason(status);
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_uint(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\n");
+    p = put(p, w->head_lines, w->head_lines_len);
+    p = PUT_LIT(p, "Content-Length: ");
+    p = put_uint(p, len);
+    p = PUT_LIT(p, "\r\n");
+    if (ctype.len) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, ctype.ptr, ctype.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    for (unsigned i = 0; i < r->nextra; i++) {
+        p = put(p, r->extra[i].name.ptr, r->extra[i].name.len);
+        p = PUT_LIT(p, ": ");
+        p = put(p, r->extra[i].value.ptr, r->extra[i].value.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (close)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (r->http_minor == 0)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = PUT_LIT(p, "\r\n");
+    if (send_body && len)
+        p = put(p, body, len);
+    c->wlen += (size_t)(p - start);
+
+    w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;
+    fa__conn_request_done(c);
+}
+
+void fa_req_respond_error(fa_req_t *r, int status, const char *msg)
+{
+    char body[512];
+    size_t n = 0;
+    n += (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
+    for (const char *s = msg; *s && n < sizeof(body) - 8; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            body[n++] = '\\';
+            body[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(body + n, sizeof(body) - n, "\\u%04x", ch);
+        } else {
+            body[n++] = (char)ch;
+        }
+    }
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}");
+    fa_req_respond(r, status, FA_STR_LIT("application/json"), body, n);
+}
+
+fa_str_t fa_req_header(const fa_req_t *r, const char *name, size_t len)
+{
+    for (unsigned i = 0; i < r->nheaders; i++)
+        if (r->headers[i].name.len == len && strncasecmp(r->headers[i].name.ptr, name, len) == 0)
+            return r->headers[i].value;
+    return FA_STR_NULL;
+}
+
+fa_str_t fa_req_param(const fa_req_t *r, const char *name, size_t len)
+{
+    for (unsigned i = 0; i < r->nparams; i++)
+        if (r->param_names[i].len == len && memcmp(r->param_names[i].ptr, name, len) == 0)
+            return r->param_values[i];
+    return FA_STR_NULL;
+}
+
+void fa_req_add_header(fa_req_t *r, fa_str_t name, fa_str_t value)
+{
+    if (r->nextra == FA_REQ_MAX_EXTRA_HEADERS) {
+        fa_log_warn("dropping response header %.*s: too many", (int)name.len, name.ptr);
+        return;
+    }
+    r->extra[r->nextra++] = (fa_header_t){name, value};
+}

@@ -1,0 +1,101 @@
+/*
+ * stage.h — pipeline stages: the type every built-in stage implements, and the registry.
+ *
+ * A route's pipeline is an ordered list of stages compiled once from the config. Each stage kind
+ * is a const fa_stage_type_t in its own file (lib/stage_<name>.c) and listed in one table in
+ * stage.c. parse turns the stage's YAML argument into an immutable conf allocated from the app's
+ * arena, reporting located errors; run executes it for one request.
+ *
+ * run returns FA_OK (go on with the next stage), FA_DONE (the stage answered the request),
+ * FA_AGAIN (the stage waits: it stored a pending future with fa_pipe_wait and the pipeline resumes
+ * when that future settles) or FA_ERROR (the pipeline answers 500).
+ */
+#ifndef FA_STAGE_H
+#define FA_STAGE_H
+
+#include "config.h"
+#include "fa.h"
+#include "future.h"
+#include "json.h"
+#include "req.h"
+#include "yaml.h"
+
+typedef struct fa_stage_type fa_stage_type_t;
+
+/* What the stages before this one produce, so that a stage can check its references at load. */
+#define FA_PIPE_MAX_FIELDS 64
+typedef struct {
+    bool has_json;  /* a parse_json stage runs earlier */
+    bool responded; /* an earlier stage always answers: nothing may follow it */
+    unsigned nfields;
+    struct {
+        const char *name;
+        const char *type; /* "string", "number", ... */
+        bool required;
+    } fields[FA_PIPE_MAX_FIELDS]; /* body fields checked by an earlier validate */
+} fa_pipe_info_t;
+
+typedef struct {
+    fa_pool_t *arena;          /* the app's arena: stage confs live as long as the app */
+    const fa_config_t *config;
+    fa_errbuf_t *errs;
+    const char *path;          /* "routes[0].pipeline[1]", for messages */
+    const fa_yaml_node_t *arg; /* the stage's argument */
+    const fa_yaml_node_t *key; /* the stage's name, for locations */
+    fa_pipe_info_t *info;      /* updated by the stage for the ones after it */
+    const char *route_path;    /* the route's path pattern, for ${path.x} checks */
+} fa_stage_parse_t;
+
+typedef struct {
+    const fa_stage_type_t *type;
+    const void *conf;
+} fa_stage_t;
+
+struct fa_stage_type {
+    const char *name;
+    /** Checks arg and returns the stage's conf (may be a non-NULL dummy), or NULL after adding
+     * located errors. */
+    const void *(*parse)(fa_stage_parse_t *p);
+    /** Runs the stage for one request. */
+    fa_status_t (*run)(fa_req_t *req, const fa_stage_t *stage);
+    /** True if run always answers the request (respond, stats): the pipeline's last stage. */
+    bool terminal;
+};
+
+/** The stage kind called name, or NULL. */
+const fa_stage_type_t *fa_stage_find(const char *name, size_t len);
+
+/** Names of all stage kinds, comma separated, for "unknown stage" messages. */
+const char *fa_stage_names(void);
+
+/* Per-request pipeline state, allocated from req->pool when the pipeline starts. */
+typedef struct {
+    const void *pipe; /* the compiled pipeline */
+    unsigned next;    /* index of the next stage to run */
+    fa_json_t json;   /* the parsed body, once parse_json ran */
+    bool has_json;
+    fa_future_t wait; /* what a waiting stage waits on */
+} fa_pipe_ctx_t;
+
+static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
+{
+    return req->pipe_state;
+}
+
+/** Called by a stage's run before returning FA_AGAIN: the pipeline resumes when f settles. A
+ * rejected f answers 500, or 504 for a timeout, unless the stage answered already. */
+void fa_pipe_wait(fa_req_t *req, fa_future_t f);
+
+/* Helpers shared by stage parsers. */
+bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
+
+/* The stage kinds (one file each). */
+extern const fa_stage_type_t fa_stage_parse_json;
+extern const fa_stage_type_t fa_stage_validate;
+extern const fa_stage_type_t fa_stage_aggregate;
+extern const fa_stage_type_t fa_stage_respond;
+extern const fa_stage_type_t fa_stage_stats;
+extern const fa_stage_type_t fa_stage_reset;
+extern const fa_stage_type_t fa_stage_delay;
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * worker.h — one worker process: its loop, its listeners, its connections, its counters.
+ *
+ * The worker struct is the context passed explicitly on the hot path; there are no hidden globals
+ * besides the one pointer the signal watchers need. It lives for the whole life of the worker
+ * process (allocated once after fork, never freed before exit).
+ */
+#ifndef FA_WORKER_H
+#define FA_WORKER_H
+
+#include "app.h"
+#include "config.h"
+#include "fa.h"
+
+#include <ev.h>
+
+typedef struct fa_agg fa_agg_t;
+typedef struct fa_sched fa_sched_t;
+
+typedef struct {
+    ev_io io;
+    fa_worker_t *worker;
+    int fd;
+} fa_accept_t;
+
+/* Per-worker counters; plain integers, only the worker writes them. */
+typedef struct {
+    uint64_t requests;
+    uint64_t connections_total;
+    uint64_t responses[6]; /* by status class: [1] 1xx ... [5] 5xx, [0] other */
+    uint64_t accept_errors;
+} fa_worker_stats_t;
+
+struct fa_worker {
+    unsigned id;    /* slot: 0..workers-1, also the CPU index it is pinned to */
+    unsigned shard; /* aggregator shard this process writes */
+    unsigned generation;
+    struct ev_loop *loop;
+    const fa_config_t *config;
+    const fa_app_t *app;
+    fa_agg_t *agg;
+    fa_sched_t *sched;
+
+    fa_accept_t *accept; /* one per listening socket this worker serves */
+    unsigned naccept;
+    bool accepting;
+    ev_timer accept_retry; /* EMFILE back-off */
+
+    /* connections: a doubly linked list of live ones, a free list of recycled ones */
+    fa_conn_t *conns;
+    fa_conn_t *free_conns;
+    fa_conn_t *closing; /* closed this iteration, recycled in on_check */
+    unsigned nconns;
+    unsigned nfree;
+
+    bool stopping;
+    ev_timer stop_timer;
+    ev_check check;
+    ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+
+    /* "Server: ...\r\nDate: ...\r\n" cache; the date part is refreshed when the second changes */
+    char head_lines[192];
+    size_t head_lines_len;
+    size_t date_off; /* where the date text starts in head_lines */
+    char date[32];
+    size_t date_len;
+    int64_t date_sec;
+
+    int ready_fd; /* pipe to the master: one byte when accepting; -1 afterwards */
+    fa_worker_stats_t stats;
+};
+
+/**
+ * Runs a worker process to the end: pins it, builds its loop and pools, starts accepting on
+ * listen_fds (borrowed: inherited from the master), writes 'R' to ready_fd, and serves until a
+ * graceful stop completes. Returns the process exit status.
+ */
+int fa_worker_run(fa_worker_t *worker, const int *listen_fds, unsigned nlisten);
+
+/** Starts or stops watching the listening sockets (max_connections, shutdown, EMFILE). */
+void fa_worker_accept_enable(fa_worker_t *worker, bool on);
+
+/** Refreshes the Date cache if the second changed; returns the "Date: ...\r\n" line's value. */
+void fa_worker_update_date(fa_worker_t *worker);
+
+#endif

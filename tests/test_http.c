@@ -1,0 +1,284 @@
+/*
+ * test_http.c — end-to-end tests of the daemon over real sockets: the 1MRC contract, HTTP/1.1
+ * framing (keep-alive, pipelining, 100-continue, chunked bodies, HEAD, HTTP/1.0), every error
+ * status, timeouts, and the asynchronous pipeline path.
+ */
+#include <criterion/criterion.h>
+
+#include "support/daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static fa_td_t d;
+
+static void start(void)
+{
+    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "daemon did not start; see %s",
+              d.log_path);
+}
+
+static void stop(void)
+{
+    int st = fa_td_stop(&d, SIGTERM, 15);
+    cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "daemon did not stop cleanly (status %d); see %s", st, d.log_path);
+}
+
+TestSuite(http, .init = start, .fini = stop, .timeout = 60);
+
+static int get(const char *raw, fa_tresp_t *r)
+{
+    return fa_tc_once(d.port, raw, r);
+}
+
+Test(http, mrc_contract)
+{
+    fa_tresp_t r;
+    char req[512], h[128];
+    cr_assert_eq(get(fa_tc_event(req, sizeof(req), "user_42", "42.5"), &r), 200);
+    cr_assert_eq(r.body_len, 0);
+    cr_assert(fa_tresp_header(&r, "Content-Length", h, sizeof(h)));
+    cr_assert_str_eq(h, "0");
+    cr_assert_eq(get(fa_tc_event(req, sizeof(req), "user_7", "-3.25"), &r), 200);
+    cr_assert_eq(get(fa_tc_event(req, sizeof(req), "user_42", "0.1"), &r), 200);
+
+    cr_assert_eq(get("GET /stats HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert(fa_tresp_header(&r, "Content-Type", h, sizeof(h)));
+    cr_assert_str_eq(h, "application/json");
+    cr_assert_str_eq(r.body, "{\"totalRequests\":3,\"uniqueUsers\":2,\"sum\":39.35,"
+                             "\"avg\":13.116666666666667}");
+
+    cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "{\"status\":\"healthy\"}");
+    cr_assert_eq(get("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
+
+    cr_assert_eq(get("GET /event HTTP/1.1\r\nHost: t\r\n\r\n", &r), 405);
+    cr_assert(fa_tresp_header(&r, "Allow", h, sizeof(h)));
+    cr_assert_str_eq(h, "POST");
+    cr_assert_eq(get("DELETE /stats HTTP/1.1\r\nHost: t\r\n\r\n", &r), 405);
+    cr_assert(fa_tresp_header(&r, "Allow", h, sizeof(h)));
+    cr_assert_str_eq(h, "GET, HEAD");
+    cr_assert_eq(get("PUT /event HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &r), 405);
+}
+
+typedef struct {
+    const char *desc;
+    const char *body;
+} bad_event_t;
+
+Test(http, mrc_bad_events_are_400_and_not_counted)
+{
+    static const bad_event_t bad[] = {
+        {"malformed JSON", "{\"userId\":\"u\",\"value\":"},
+        {"not an object", "[1,2]"},
+        {"empty body", ""},
+        {"missing userId", "{\"value\":1}"},
+        {"empty userId", "{\"userId\":\"\",\"value\":1}"},
+        {"userId not a string", "{\"userId\":5,\"value\":1}"},
+        {"missing value", "{\"userId\":\"u\"}"},
+        {"value a string", "{\"userId\":\"u\",\"value\":\"1\"}"},
+        {"value null", "{\"userId\":\"u\",\"value\":null}"},
+        {"value not finite", "{\"userId\":\"u\",\"value\":1e999}"},
+        {"NaN", "{\"userId\":\"u\",\"value\":NaN}"},
+        {"duplicate key", "{\"userId\":\"u\",\"userId\":\"v\",\"value\":1}"},
+        {"invalid UTF-8", "{\"userId\":\"\xc3\x28\",\"value\":1}"},
+        {"trailing garbage", "{\"userId\":\"u\",\"value\":1} x"},
+    };
+    fa_tresp_t r;
+    char req[1024];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(req, sizeof(req),
+                 "POST /event HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(bad[i].body), bad[i].body);
+        cr_expect_eq(get(req, &r), 400, "%s: got %d %s", bad[i].desc, r.status, r.body);
+        cr_expect(strstr(r.body, "\"error\"") != NULL, "%s: body %s", bad[i].desc, r.body);
+    }
+    cr_assert_eq(get("GET /stats HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "{\"totalRequests\":0,\"uniqueUsers\":0,\"sum\":0,\"avg\":0}");
+}
+
+Test(http, keepalive_and_pipelining)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t r;
+    char req[512], all[4096] = "";
+    cr_assert(fa_tc_connect(c, d.port));
+    for (int i = 0; i < 3; i++) {
+        cr_assert(fa_tc_send(c, fa_tc_event(req, sizeof(req), "k", "1"), strlen(req)));
+        cr_assert(fa_tc_read(c, &r, false));
+        cr_assert_eq(r.status, 200);
+    }
+    /* three requests in one write, answered in order */
+    strcat(all, fa_tc_event(req, sizeof(req), "p", "2"));
+    strcat(all, "GET /users/abc HTTP/1.1\r\nHost: t\r\n\r\n");
+    strcat(all, "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert(fa_tc_send(c, all, strlen(all)));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_str_eq(r.body, "{\"user\":\"abc\"}");
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_str_eq(r.body, "{\"totalRequests\":4,\"uniqueUsers\":2,\"sum\":5,\"avg\":1.25}");
+    fa_tc_close(c);
+    free(c);
+}
+
+Test(http, expect_100_continue_and_chunked_body)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t r;
+    const char *body = "{\"userId\":\"c\",\"value\":7}";
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /event HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    cr_assert(fa_tc_connect(c, d.port));
+    cr_assert(fa_tc_send(c, req, strlen(req)));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 100);
+    cr_assert(fa_tc_send(c, body, strlen(body)));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200);
+
+    /* chunked, split in awkward places */
+    const char *parts[] = {"POST /event HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           "5\r\n{\"use", "\r\n", "14\r\nrId\":\"c\",\"value\":3}\r\n", "0\r\n\r\n"};
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert(fa_tc_send(c, parts[i], strlen(parts[i])));
+        usleep(20000);
+    }
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200, "chunked: %d %s", r.status, r.body);
+    fa_tc_close(c);
+    free(c);
+    cr_assert_eq(get("GET /stats HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "{\"totalRequests\":2,\"uniqueUsers\":1,\"sum\":10,\"avg\":5}");
+}
+
+typedef struct {
+    const char *desc;
+    const char *raw;
+    int status;
+} err_case_t;
+
+Test(http, error_statuses)
+{
+    static char big_uri[2048], big_hdr[6000], big_body[200];
+    memset(big_uri, 'a', sizeof(big_uri));
+    memcpy(big_uri, "GET /", 5);
+    strcpy(big_uri + 1500, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    strcpy(big_hdr, "GET /health HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(big_hdr + strlen(big_hdr), 'b', 5000);
+    strcpy(big_hdr + 5040, "\r\n\r\n");
+    snprintf(big_body, sizeof(big_body),
+             "POST /event HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    const err_case_t cases[] = {
+        {"garbage", "HELLO\r\n\r\n", 400},
+        {"CL and TE", "POST /event HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"two different CL", "POST /event HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+        {"body over limit", big_body, 413},
+        {"URI over limit", big_uri, 414},
+        {"headers over limit", big_hdr, 431},
+        {"unsupported coding", "POST /event HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+        {"HTTP/2.0", "GET /health HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+        {"bad expectation", "POST /event HTTP/1.1\r\nHost: t\r\nExpect: nothing\r\nContent-Length: 0\r\n\r\n", 417},
+        {"absolute URI path", "GET health HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+    };
+    fa_tresp_t r;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_expect_eq(get(cases[i].raw, &r), cases[i].status, "%s: got %d", cases[i].desc,
+                     r.status);
+    /* the server goes on */
+    cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+}
+
+Test(http, head_and_http10)
+{
+    fa_tresp_t r;
+    char h[64];
+    cr_assert_eq(get("HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert(fa_tresp_header(&r, "Content-Length", h, sizeof(h)));
+    cr_assert_str_eq(h, "20");
+    cr_assert_eq(r.body_len, 0);
+
+    fa_tc_t *c = malloc(sizeof(*c));
+    cr_assert(fa_tc_connect(c, d.port));
+    cr_assert(fa_tc_send(c, "GET /health HTTP/1.0\r\n\r\n", 24));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert(fa_tresp_header(&r, "Connection", h, sizeof(h)));
+    cr_assert_str_eq(h, "close");
+    cr_assert(fa_tc_closed(c, 2000), "HTTP/1.0 without keep-alive is closed");
+    fa_tc_close(c);
+
+    cr_assert(fa_tc_connect(c, d.port));
+    const char *ka = "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    cr_assert(fa_tc_send(c, ka, strlen(ka)));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert(fa_tresp_header(&r, "Connection", h, sizeof(h)));
+    cr_assert_str_eq(h, "keep-alive");
+    cr_assert(fa_tc_send(c, ka, strlen(ka)));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200);
+    fa_tc_close(c);
+    free(c);
+}
+
+Test(http, header_timeout_answers_408)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t r;
+    cr_assert(fa_tc_connect(c, d.port));
+    cr_assert(fa_tc_send(c, "GET /health HTTP/1.1\r\nHo", 24));
+    cr_assert(fa_tc_read(c, &r, false), "a response before the test's own timeout");
+    cr_assert_eq(r.status, 408);
+    cr_assert(fa_tc_closed(c, 3000));
+    fa_tc_close(c);
+
+    /* a slowloris that trickles bytes is cut off at the header deadline too */
+    cr_assert(fa_tc_connect(c, d.port));
+    const char *req = "GET /health HTTP/1.1\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    bool cut = false;
+    for (size_t i = 0; i < strlen(req) && !cut; i++) {
+        if (!fa_tc_send(c, req + i, 1))
+            cut = true;
+        usleep(100000);
+        if (fa_tc_closed(c, 0))
+            cut = true;
+    }
+    cr_assert(cut || fa_tc_closed(c, 2000), "trickling client was not cut off");
+    fa_tc_close(c);
+    free(c);
+}
+
+Test(http, path_params_and_body_templates)
+{
+    fa_tresp_t r;
+    cr_assert_eq(get("GET /users/a%22b HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "{\"user\":\"a%22b\"}");
+    const char *echo = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 22\r\n\r\n"
+                       "{\"msg\":\"say \\\"hi\\\"\\n\"}";
+    cr_assert_eq(get(echo, &r), 200, "%s", r.body);
+    cr_assert_str_eq(r.body, "{\"got\":\"say \\\"hi\\\"\\n\"}");
+}
+
+Test(http, async_stage_and_disconnect)
+{
+    fa_tresp_t r;
+    cr_assert_eq(get("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "slow done");
+    /* a client that leaves while its request waits: the worker cancels and goes on */
+    for (int i = 0; i < 20; i++) {
+        fa_tc_t c;
+        cr_assert(fa_tc_connect(&c, d.port));
+        cr_assert(fa_tc_send(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", 32));
+        fa_tc_close(&c);
+    }
+    cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    usleep(700000); /* let the abandoned timers' time pass */
+    cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+}
