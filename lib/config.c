@@ -153,7 +153,8 @@ static void unknown_key(fa_errbuf_t *errs, const fa_yaml_node_t *at, const char 
         fa_errbuf_add(errs, at, path, "unknown key");
 }
 
-/* ---- scalar parsers --------------------------------------------------------------------------- */
+/* ---- scalar parsers ---------------------------------------------------------------------------
+ */
 
 static void fmt_size(size_t n, char *buf, size_t buflen)
 {
@@ -308,8 +309,7 @@ static bool parse_size_range(const fa_yaml_node_t *node, const char *path, size_
     fmt_size(min, lo, sizeof(lo));
     fmt_size(max, hi, sizeof(hi));
     if (max == SIZE_MAX)
-        fa_errbuf_add(errs, node, path,
-                      "expected a size (bytes, or with suffix k, m, g), got %s",
+        fa_errbuf_add(errs, node, path, "expected a size (bytes, or with suffix k, m, g), got %s",
                       got(node, g, sizeof(g)));
     else
         fa_errbuf_add(errs, node, path,
@@ -359,8 +359,8 @@ bool fa_config_parse_bool(const fa_yaml_node_t *node, const char *path, bool *ou
     return false;
 }
 
-bool fa_config_parse_int(const fa_yaml_node_t *node, const char *path, long long min,
-                         long long max, long long *out, fa_errbuf_t *errs)
+bool fa_config_parse_int(const fa_yaml_node_t *node, const char *path, long long min, long long max,
+                         long long *out, fa_errbuf_t *errs)
 {
     return parse_int_range(node, path, min, max, out, errs);
 }
@@ -425,7 +425,8 @@ static bool parse_listen_text(const char *s, fa_listen_t *out)
     return true;
 }
 
-/* ---- schema tables ---------------------------------------------------------------------------- */
+/* ---- schema tables ----------------------------------------------------------------------------
+ */
 
 typedef enum {
     K_LISTEN,   /* fa_listen_t list in server.listen/nlisten */
@@ -495,7 +496,10 @@ static const key_spec_t aggregator_keys[] = {
     {"snapshot_interval", K_DURATION, OFF(aggregator.snapshot_interval), 0, 24 * 3600},
 };
 
-#define SECTION(n) {#n, n##_keys, FA_ARRAY_SIZE(n##_keys)}
+#define SECTION(n)                                                                                 \
+    {                                                                                              \
+#n, n##_keys, FA_ARRAY_SIZE(n##_keys)                                                      \
+    }
 static const section_spec_t sections[] = {
     SECTION(server), SECTION(limits), SECTION(timeouts), SECTION(log), SECTION(aggregator),
 };
@@ -530,7 +534,8 @@ static void section_key_names(const section_spec_t *sec, const char **names)
         names[i] = sec->keys[i].name;
 }
 
-/* ---- checking --------------------------------------------------------------------------------- */
+/* ---- checking ---------------------------------------------------------------------------------
+ */
 
 typedef struct {
     fa_config_t *config;
@@ -584,8 +589,7 @@ static void check_listen(check_t *ck, const fa_yaml_node_t *node, const char *pa
             return;
         }
     } else if (node->kind != FA_YAML_SCALAR) {
-        fa_errbuf_add(ck->errs, node, path,
-                      "expected \"HOST:PORT\" or a sequence of them, got %s",
+        fa_errbuf_add(ck->errs, node, path, "expected \"HOST:PORT\" or a sequence of them, got %s",
                       got(node, g, sizeof(g)));
         return;
     }
@@ -608,7 +612,8 @@ static void check_listen(check_t *ck, const fa_yaml_node_t *node, const char *pa
             continue;
         }
         for (size_t j = 0; j < nlist; j++) {
-            /* Port 0 asks for a fresh ephemeral port each time, so it never collides. */
+            /* Port 0 asks for a fresh ephemeral port each time, so it never collides.
+             * sin_port and sin6_port sit at the same offset, so this reads either family. */
             if (strcmp(list[j].text, list[nlist].text) == 0 &&
                 ((struct sockaddr_in *)&list[j].addr)->sin_port != 0) {
                 fa_errbuf_add(ck->errs, it, ipath, "duplicate address \"%s\"", list[j].text);
@@ -681,13 +686,13 @@ static void check_key(check_t *ck, const key_spec_t *k, const fa_yaml_node_t *v,
             *(const char **)field = v->scalar.str;
         else
             fa_errbuf_add(ck->errs, v, path,
-                          "expected %lld..%lld printable ASCII characters, got %s", k->min,
-                          k->max, got(v, g, sizeof(g)));
+                          "expected %lld..%lld printable ASCII characters, got %s", k->min, k->max,
+                          got(v, g, sizeof(g)));
         break;
     }
     case K_LEVEL: {
-        int level = v->kind == FA_YAML_SCALAR ? fa_log_level_parse(v->scalar.str, v->scalar.len)
-                                              : -1;
+        int level =
+            v->kind == FA_YAML_SCALAR ? fa_log_level_parse(v->scalar.str, v->scalar.len) : -1;
         if (level >= 0)
             *(fa_log_level_t *)field = (fa_log_level_t)level;
         else
@@ -821,7 +826,8 @@ static void check_route(check_t *ck, const fa_yaml_node_t *node, size_t index)
         ok = false;
     } else if (pipeline->kind != FA_YAML_SEQ || pipeline->seq.len == 0) {
         fa_errbuf_add(ck->errs, pipeline, kpath, "expected a non-empty sequence of stages, got %s",
-                      pipeline->kind == FA_YAML_SEQ ? "an empty sequence" : got(pipeline, g, sizeof(g)));
+                      pipeline->kind == FA_YAML_SEQ ? "an empty sequence"
+                                                    : got(pipeline, g, sizeof(g)));
         ok = false;
     } else {
         for (size_t i = 0; i < pipeline->seq.len; i++) {
@@ -878,7 +884,8 @@ static void check_root(check_t *ck, const fa_yaml_node_t *root)
 {
     char g[80];
     if (root->kind != FA_YAML_MAP) {
-        fa_errbuf_add(ck->errs, root, NULL, "expected a mapping of sections at the top level, got %s",
+        fa_errbuf_add(ck->errs, root, NULL,
+                      "expected a mapping of sections at the top level, got %s",
                       got(root, g, sizeof(g)));
         return;
     }
@@ -905,7 +912,8 @@ static void check_root(check_t *ck, const fa_yaml_node_t *root)
     }
 }
 
-/* ---- overrides -------------------------------------------------------------------------------- */
+/* ---- overrides --------------------------------------------------------------------------------
+ */
 
 static fa_yaml_node_t *new_scalar(fa_pool_t *pool, const char *file, const char *s)
 {
@@ -1027,7 +1035,8 @@ static void apply_override(fa_config_t *c, fa_yaml_node_t *root, const char *tex
     /* Otherwise the section itself is wrong, and the check says so. */
 }
 
-/* ---- load, free ------------------------------------------------------------------------------- */
+/* ---- load, free -------------------------------------------------------------------------------
+ */
 
 /* Shared by both loaders once the tree exists (or failed to): overrides, defaults, check. */
 static fa_config_t *finish_load(fa_config_t *c, fa_yaml_node_t *root, const char *yaml_err,
@@ -1060,8 +1069,7 @@ static fa_config_t *config_new(const char *file)
 }
 
 fa_config_t *fa_config_load_buf(const char *file, const char *buf, size_t len,
-                                const char *const *overrides, size_t noverrides,
-                                fa_errbuf_t *errs)
+                                const char *const *overrides, size_t noverrides, fa_errbuf_t *errs)
 {
     fa_config_t *c = config_new(file);
     char err[4096];
@@ -1111,7 +1119,8 @@ unsigned fa_config_worker_count(const fa_config_t *config)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* ---- dump ------------------------------------------------------------------------------------- */
+/* ---- dump -------------------------------------------------------------------------------------
+ */
 
 /* The effective config as block YAML, every key present, routes re-emitted from their stored
  * nodes in flow style. Built in memory and written at once, so a reader never sees half of it. */
@@ -1154,16 +1163,19 @@ void fa_config_dump(const fa_config_t *c, int fd)
     const struct {
         const char *name;
         double v;
-    } t[] = {{"header", c->timeouts.header},       {"body", c->timeouts.body},
-             {"keepalive", c->timeouts.keepalive}, {"write", c->timeouts.write},
+    } t[] = {{"header", c->timeouts.header},
+             {"body", c->timeouts.body},
+             {"keepalive", c->timeouts.keepalive},
+             {"write", c->timeouts.write},
              {"shutdown", c->timeouts.shutdown}};
     for (size_t i = 0; i < FA_ARRAY_SIZE(t); i++) {
         fmt_duration(t[i].v, a, sizeof(a));
         fprintf(out, "  %s: %s\n", t[i].name, a);
     }
 
-    fprintf(out, "log:\n  level: %s\n  access: %s\n  access_path: ",
-            fa_log_level_name(c->log.level), c->log.access ? "true" : "false");
+    fprintf(out,
+            "log:\n  level: %s\n  access: %s\n  access_path: ", fa_log_level_name(c->log.level),
+            c->log.access ? "true" : "false");
     fa_yaml_emit_quoted(out, c->log.access_path, strlen(c->log.access_path));
     fprintf(out, "\n  access_format: %s\n", c->log.access_format);
 

@@ -3,8 +3,8 @@
  *
  * The builder keeps a stack of open collections. Their children are gathered in fa_malloc'd
  * vectors while the collection is open (its final size is unknown) and copied into the caller's
- * pool when it closes, so the pool only ever holds the final tree. The vectors, the anchor table and
- * libyaml's own state are released on every exit path.
+ * pool when it closes, so the pool only ever holds the final tree. The vectors, the anchor table
+ * and libyaml's own state are released on every exit path.
  */
 #include "yaml.h"
 #include "alloc.h"
@@ -248,8 +248,8 @@ fa_yaml_node_t *fa_yaml_load(fa_pool_t *pool, const char *file, const char *buf,
         case YAML_SCALAR_EVENT: {
             fa_yaml_node_t *n = new_node(&b, FA_YAML_SCALAR, ev.start_mark);
             n->scalar.len = ev.data.scalar.length;
-            n->scalar.str = fa_pool_strndup(pool, (const char *)ev.data.scalar.value,
-                                            ev.data.scalar.length);
+            n->scalar.str =
+                fa_pool_strndup(pool, (const char *)ev.data.scalar.value, ev.data.scalar.length);
             n->quoted = ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
             if (ev.data.scalar.anchor)
                 anchor_set(&b,
@@ -428,8 +428,8 @@ static bool plain_safe(const char *s, size_t len)
         return true;
     unsigned char c0 = (unsigned char)s[0];
     bool first_ok = (c0 >= '0' && c0 <= '9') || (c0 >= 'a' && c0 <= 'z') ||
-                    (c0 >= 'A' && c0 <= 'Z') || c0 == '_' || c0 == '/' || c0 == '.' ||
-                    c0 == '$' || (c0 == '-' && len > 1 && s[1] >= '0' && s[1] <= '9');
+                    (c0 >= 'A' && c0 <= 'Z') || c0 == '_' || c0 == '/' || c0 == '.' || c0 == '$' ||
+                    (c0 == '-' && len > 1 && s[1] >= '0' && s[1] <= '9');
     if (!first_ok || s[len - 1] == ' ' || s[len - 1] == ':')
         return false;
     for (size_t i = 0; i < len; i++) {
@@ -450,7 +450,8 @@ void fa_yaml_emit_flow(FILE *out, const fa_yaml_node_t *node)
     case FA_YAML_SCALAR:
         /* An empty plain scalar (YAML's null) is written as nothing, which reads back the same
          * after "key: ", so "stats:" survives; a sequence writes it as "~" instead. */
-        if (!node->quoted && (node->scalar.len == 0 || plain_safe(node->scalar.str, node->scalar.len)))
+        if (!node->quoted &&
+            (node->scalar.len == 0 || plain_safe(node->scalar.str, node->scalar.len)))
             fwrite(node->scalar.str, 1, node->scalar.len, out);
         else
             fa_yaml_emit_quoted(out, node->scalar.str, node->scalar.len);

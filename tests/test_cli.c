@@ -52,9 +52,9 @@ Test(cli, dump_shows_overrides_and_reloads)
 {
     char conf[4096];
     snprintf(conf, sizeof(conf), "%s", fa_cli_src("conf/fasterapid.yaml"));
-    fa_cli_result_t r = fa_cli_run((const char *[]){
-        "-c", conf, "-T", "-o", "server.workers=3", "-o",
-        "server.listen=[127.0.0.1:0, \"[::1]:0\"]", NULL});
+    fa_cli_result_t r =
+        fa_cli_run((const char *[]){"-c", conf, "-T", "-o", "server.workers=3", "-o",
+                                    "server.listen=[127.0.0.1:0, \"[::1]:0\"]", NULL});
     cr_assert_eq(r.status, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "\n  workers: 3\n"), "%s", r.out);
     cr_assert(strstr(r.out, "\n  listen: [\"127.0.0.1:0\", \"[::1]:0\"]\n"), "%s", r.out);
@@ -87,8 +87,9 @@ Test(cli, version_lists_the_linked_libraries)
 {
     fa_cli_result_t r = fa_cli_run((const char *[]){"-v", NULL});
     cr_assert_eq(r.status, 0);
-    cr_assert(strncmp(r.out, "fasterapid " FA_VERSION "\n", strlen("fasterapid " FA_VERSION "\n")) == 0,
-              "%s", r.out);
+    cr_assert(
+        strncmp(r.out, "fasterapid " FA_VERSION "\n", strlen("fasterapid " FA_VERSION "\n")) == 0,
+        "%s", r.out);
     cr_assert(strstr(r.out, "\nlibev 4."), "%s", r.out);
     cr_assert(strstr(r.out, "\nllhttp "), "%s", r.out);
     cr_assert(strstr(r.out, "\nlibyaml 0."), "%s", r.out);
@@ -107,8 +108,8 @@ Test(cli, help_goes_to_stdout)
 
 Test(cli, usage_errors_exit_2)
 {
-    const char *const cases[][3] = {{"-x", NULL}, {"--bogus", NULL}, {"-c", NULL}, {"-o", NULL},
-                                    {"stray", NULL}};
+    const char *const cases[][3] = {
+        {"-x", NULL}, {"--bogus", NULL}, {"-c", NULL}, {"-o", NULL}, {"stray", NULL}};
     const char *const messages[] = {"unknown option -x", "unknown option --bogus",
                                     "option -c needs an argument", "option -o needs an argument",
                                     "unexpected argument stray"};

@@ -181,8 +181,8 @@ Test(config, shipped_config_loads_with_its_four_routes)
         cr_assert_str_eq(r->path, want[i].path);
         cr_assert_eq(r->pipeline->kind, FA_YAML_SEQ);
         cr_assert_eq(r->pipeline->seq.len, want[i].nstages);
-        cr_assert(fa_yaml_scalar_is(r->pipeline->seq.items[0]->map.pairs[0].key,
-                                    want[i].first_stage));
+        cr_assert(
+            fa_yaml_scalar_is(r->pipeline->seq.items[0]->map.pairs[0].key, want[i].first_stage));
         cr_assert_eq(r->node->kind, FA_YAML_MAP);
         cr_assert(fa_yaml_scalar_is(r->match_node, "GET /users/:id") || i != 3);
         cr_assert_null(r->on_error);
@@ -190,8 +190,8 @@ Test(config, shipped_config_loads_with_its_four_routes)
     }
     /* The validate stage's argument is stored untouched for the pipeline compiler. */
     const fa_yaml_node_t *validate = c->routes[0].pipeline->seq.items[1]->map.pairs[0].value;
-    cr_assert(fa_yaml_scalar_is(
-        fa_yaml_map_get(fa_yaml_map_get(validate, "userId"), "max_length"), "128"));
+    cr_assert(fa_yaml_scalar_is(fa_yaml_map_get(fa_yaml_map_get(validate, "userId"), "max_length"),
+                                "128"));
     fa_config_free(c);
 }
 
@@ -212,11 +212,23 @@ static fa_yaml_node_t *scalar_node(fa_pool_t *pool, const char *text)
 }
 
 static const scalar_case_t size_cases[] = {
-    {"0", true, 0},        {"1", true, 1},       {"65536", true, 65536}, {"64k", true, 65536},
-    {"64K", true, 65536},  {"1m", true, 1 << 20}, {"2G", true, 2.0 * (1 << 30)},
-    {"1.5k", false, 0},    {"-1", false, 0},     {"k", false, 0},        {"10kb", false, 0},
-    {"10 k", false, 0},    {"0x10", false, 0},   {"lots", false, 0},     {"[1]", false, 0},
-    {"99999999999999999999", false, 0},           {"17179869184g", false, 0},
+    {"0", true, 0},
+    {"1", true, 1},
+    {"65536", true, 65536},
+    {"64k", true, 65536},
+    {"64K", true, 65536},
+    {"1m", true, 1 << 20},
+    {"2G", true, 2.0 * (1 << 30)},
+    {"1.5k", false, 0},
+    {"-1", false, 0},
+    {"k", false, 0},
+    {"10kb", false, 0},
+    {"10 k", false, 0},
+    {"0x10", false, 0},
+    {"lots", false, 0},
+    {"[1]", false, 0},
+    {"99999999999999999999", false, 0},
+    {"17179869184g", false, 0},
 };
 
 Test(config, sizes)
@@ -232,8 +244,7 @@ Test(config, sizes)
         if (ok)
             cr_assert_eq((double)v, sc->value, "size \"%s\" = %zu", sc->text, v);
         else
-            cr_assert(strstr(errs.text, "v:1:1: x: expected a size") == errs.text, "%s",
-                      errs.text);
+            cr_assert(strstr(errs.text, "v:1:1: x: expected a size") == errs.text, "%s", errs.text);
         cr_assert_eq(errs.count, ok ? 0u : 1u);
         fa_errbuf_free(&errs);
         fa_pool_destroy(&pool);
@@ -241,10 +252,10 @@ Test(config, sizes)
 }
 
 static const scalar_case_t duration_cases[] = {
-    {"30", true, 30},     {"30s", true, 30},     {"500ms", true, 0.5}, {"1.5s", true, 1.5},
-    {"2m", true, 120},    {"1h", true, 3600},    {"0", true, 0},       {"10S", true, 10},
-    {"1.", false, 0},     {".5s", false, 0},     {"1e3", false, 0},    {"inf", false, 0},
-    {"-1s", false, 0},    {"5d", false, 0},      {"1.2.3s", false, 0}, {"s", false, 0},
+    {"30", true, 30},     {"30s", true, 30},  {"500ms", true, 0.5}, {"1.5s", true, 1.5},
+    {"2m", true, 120},    {"1h", true, 3600}, {"0", true, 0},       {"10S", true, 10},
+    {"1.", false, 0},     {".5s", false, 0},  {"1e3", false, 0},    {"inf", false, 0},
+    {"-1s", false, 0},    {"5d", false, 0},   {"1.2.3s", false, 0}, {"s", false, 0},
     {"{a: 1}", false, 0},
 };
 
@@ -267,9 +278,8 @@ Test(config, durations)
 }
 
 static const scalar_case_t bool_cases[] = {
-    {"true", true, 1}, {"yes", true, 1}, {"on", true, 1},  {"TRUE", true, 1},
-    {"false", true, 0}, {"no", true, 0}, {"off", true, 0}, {"1", false, 0},
-    {"y", false, 0},   {"", false, 0},
+    {"true", true, 1}, {"yes", true, 1}, {"on", true, 1}, {"TRUE", true, 1}, {"false", true, 0},
+    {"no", true, 0},   {"off", true, 0}, {"1", false, 0}, {"y", false, 0},   {"", false, 0},
 };
 
 Test(config, booleans)
@@ -322,82 +332,145 @@ typedef struct {
 } error_case_t;
 
 static const error_case_t error_cases[] = {
-    {"misspelt key with a suggestion", "server:\n  wrokers: 4\n", {NULL},
+    {"misspelt key with a suggestion",
+     "server:\n  wrokers: 4\n",
+     {NULL},
      "t.yaml:2:3: server.wrokers: unknown key (did you mean \"workers\"?)\n"},
-    {"misspelt section", "sever:\n  workers: 4\n", {NULL},
+    {"misspelt section",
+     "sever:\n  workers: 4\n",
+     {NULL},
      "t.yaml:1:1: sever: unknown key (did you mean \"server\"?)\n"},
-    {"unknown key, nothing close", "limits:\n  colour: blue\n", {NULL},
+    {"unknown key, nothing close",
+     "limits:\n  colour: blue\n",
+     {NULL},
      "t.yaml:2:3: limits.colour: unknown key\n"},
-    {"top level is not a mapping", "- a\n", {NULL},
+    {"top level is not a mapping",
+     "- a\n",
+     {NULL},
      "t.yaml:1:1: expected a mapping of sections at the top level, got a sequence\n"},
-    {"section of the wrong kind", "server: [1]\n", {NULL},
+    {"section of the wrong kind",
+     "server: [1]\n",
+     {NULL},
      "t.yaml:1:9: server: expected a mapping, got a sequence\n"},
-    {"section as a scalar", "log: loud\n", {NULL},
+    {"section as a scalar",
+     "log: loud\n",
+     {NULL},
      "t.yaml:1:6: log: expected a mapping, got \"loud\"\n"},
-    {"duplicate key from the YAML layer", "server:\n  workers: 1\n  workers: 2\n", {NULL},
+    {"duplicate key from the YAML layer",
+     "server:\n  workers: 1\n  workers: 2\n",
+     {NULL},
      "t.yaml:3:3: server.workers: duplicate key (first defined at line 2, column 3)\n"},
-    {"syntax error", "server:\n  workers: [1\n", {NULL},
+    {"syntax error",
+     "server:\n  workers: [1\n",
+     {NULL},
      "t.yaml:3:1: did not find expected ',' or ']' (while parsing a flow sequence that started "
      "at line 2)\n"},
-    {"workers not a number", "server:\n  workers: lots\n", {NULL},
+    {"workers not a number",
+     "server:\n  workers: lots\n",
+     {NULL},
      "t.yaml:2:12: server.workers: expected \"auto\" or an integer 1..1024, got \"lots\"\n"},
-    {"workers out of range", "server: {workers: 0}\n", {NULL},
+    {"workers out of range",
+     "server: {workers: 0}\n",
+     {NULL},
      "t.yaml:1:19: server.workers: expected \"auto\" or an integer 1..1024, got \"0\"\n"},
-    {"backlog too large", "server:\n  backlog: 70000\n", {NULL},
+    {"backlog too large",
+     "server:\n  backlog: 70000\n",
+     {NULL},
      "t.yaml:2:12: server.backlog: expected an integer 1..65535, got \"70000\"\n"},
-    {"max_connections as a mapping", "server:\n  max_connections: {a: 1}\n", {NULL},
+    {"max_connections as a mapping",
+     "server:\n  max_connections: {a: 1}\n",
+     {NULL},
      "t.yaml:2:20: server.max_connections: expected an integer 1..1000000, got a mapping\n"},
-    {"bool", "server:\n  pin_workers: maybe\n", {NULL},
+    {"bool",
+     "server:\n  pin_workers: maybe\n",
+     {NULL},
      "t.yaml:2:16: server.pin_workers: expected a boolean (true/false, yes/no, on/off), got "
      "\"maybe\"\n"},
-    {"server name with a newline", "server:\n  name: \"a\\nb\"\n", {NULL},
+    {"server name with a newline",
+     "server:\n  name: \"a\\nb\"\n",
+     {NULL},
      "t.yaml:2:9: server.name: expected 1..256 printable ASCII characters, got \"a\\nb\"\n"},
-    {"listen with a DNS name", "server:\n  listen: localhost:80\n", {NULL},
+    {"listen with a DNS name",
+     "server:\n  listen: localhost:80\n",
+     {NULL},
      "t.yaml:2:11: server.listen: expected \"HOST:PORT\" (IPv4 address, [IPv6 address] or *, "
      "port 0..65535), got \"localhost:80\"\n"},
-    {"listen item with a bad port", "server:\n  listen: [\"127.0.0.1:8080\", \"[::1]:70000\"]\n",
+    {"listen item with a bad port",
+     "server:\n  listen: [\"127.0.0.1:8080\", \"[::1]:70000\"]\n",
      {NULL},
      "t.yaml:2:30: server.listen[1]: expected \"HOST:PORT\" (IPv4 address, [IPv6 address] or *, "
      "port 0..65535), got \"[::1]:70000\"\n"},
-    {"listen without a port", "server:\n  listen:\n    - 10.0.0.1\n    - \"10.0.0.1:\"\n", {NULL},
+    {"listen without a port",
+     "server:\n  listen:\n    - 10.0.0.1\n    - \"10.0.0.1:\"\n",
+     {NULL},
      "t.yaml:3:7: server.listen[0]: expected \"HOST:PORT\" (IPv4 address, [IPv6 address] or *, "
      "port 0..65535), got \"10.0.0.1\"\n"
      "t.yaml:4:7: server.listen[1]: expected \"HOST:PORT\" (IPv4 address, [IPv6 address] or *, "
      "port 0..65535), got \"10.0.0.1:\"\n"},
-    {"listen empty", "server:\n  listen: []\n", {NULL},
+    {"listen empty",
+     "server:\n  listen: []\n",
+     {NULL},
      "t.yaml:2:11: server.listen: expected at least one address\n"},
-    {"listen twice the same", "server:\n  listen: [\"*:80\", \"0.0.0.0:80\"]\n", {NULL},
+    {"listen twice the same",
+     "server:\n  listen: [\"*:80\", \"0.0.0.0:80\"]\n",
+     {NULL},
      "t.yaml:2:20: server.listen[1]: duplicate address \"0.0.0.0:80\"\n"},
-    {"size below range", "limits:\n  header_bytes: 100\n", {NULL},
+    {"size below range",
+     "limits:\n  header_bytes: 100\n",
+     {NULL},
      "t.yaml:2:17: limits.header_bytes: expected a size 256..1m (bytes, or with suffix k, m, g), "
      "got \"100\"\n"},
-    {"size with a fraction", "limits:\n  body_bytes: 1.5k\n", {NULL},
+    {"size with a fraction",
+     "limits:\n  body_bytes: 1.5k\n",
+     {NULL},
      "t.yaml:2:15: limits.body_bytes: expected a size 0..1g (bytes, or with suffix k, m, g), got "
      "\"1.5k\"\n"},
-    {"uri_bytes above header_bytes", "limits:\n  header_bytes: 1k\n  uri_bytes: 2k\n", {NULL},
+    {"uri_bytes above header_bytes",
+     "limits:\n  header_bytes: 1k\n  uri_bytes: 2k\n",
+     {NULL},
      "t.yaml:3:14: limits.uri_bytes: must not exceed limits.header_bytes (1024 bytes)\n"},
-    {"zero timeout", "timeouts:\n  header: 0\n", {NULL},
+    {"zero timeout",
+     "timeouts:\n  header: 0\n",
+     {NULL},
      "t.yaml:2:11: timeouts.header: expected a duration above 0 and at most 1h (seconds, or with "
      "unit ms, s, m, h), got \"0\"\n"},
-    {"timeout too long", "timeouts:\n  keepalive: 61m\n", {NULL},
+    {"timeout too long",
+     "timeouts:\n  keepalive: 61m\n",
+     {NULL},
      "t.yaml:2:14: timeouts.keepalive: expected a duration above 0 and at most 1h (seconds, or "
      "with unit ms, s, m, h), got \"61m\"\n"},
-    {"log level", "log:\n  level: loud\n", {NULL},
+    {"log level",
+     "log:\n  level: loud\n",
+     {NULL},
      "t.yaml:2:10: log.level: expected one of error, warn, info, debug, got \"loud\"\n"},
-    {"access format", "log:\n  access_format: xml\n", {NULL},
+    {"access format",
+     "log:\n  access_format: xml\n",
+     {NULL},
      "t.yaml:2:18: log.access_format: expected one of combined, common, json, got \"xml\"\n"},
-    {"access path as a sequence", "log:\n  access_path: [a]\n", {NULL},
+    {"access path as a sequence",
+     "log:\n  access_path: [a]\n",
+     {NULL},
      "t.yaml:2:16: log.access_path: expected a string, got a sequence\n"},
-    {"capacity", "aggregator:\n  capacity: 0\n", {NULL},
+    {"capacity",
+     "aggregator:\n  capacity: 0\n",
+     {NULL},
      "t.yaml:2:13: aggregator.capacity: expected an integer 1..100000000, got \"0\"\n"},
-    {"routes not a sequence", "routes: {a: 1}\n", {NULL},
+    {"routes not a sequence",
+     "routes: {a: 1}\n",
+     {NULL},
      "t.yaml:1:9: routes: expected a sequence of routes, got a mapping\n"},
-    {"route not a mapping", "routes:\n  - GET /\n", {NULL},
+    {"route not a mapping",
+     "routes:\n  - GET /\n",
+     {NULL},
      "t.yaml:2:5: routes[0]: expected a mapping with match and pipeline, got \"GET /\"\n"},
-    {"route missing both keys", "routes:\n  - on_error: {}\n", {NULL},
+    {"route missing both keys",
+     "routes:\n  - on_error: {}\n",
+     {NULL},
      "t.yaml:2:5: routes[0]: missing required key \"match\"\n"
      "t.yaml:2:5: routes[0]: missing required key \"pipeline\"\n"},
-    {"route with an unknown key", "routes:\n  - match: GET /\n    pipelines: [{a: 1}]\n", {NULL},
+    {"route with an unknown key",
+     "routes:\n  - match: GET /\n    pipelines: [{a: 1}]\n",
+     {NULL},
      "t.yaml:3:5: routes[0].pipelines: unknown key (did you mean \"pipeline\"?)\n"
      "t.yaml:2:5: routes[0]: missing required key \"pipeline\"\n"},
     {"bad method and bad path",
@@ -413,7 +486,9 @@ static const error_case_t error_cases[] = {
      "1}]\n  - match: GET  /a\n    pipeline: [{b: 1}]\n",
      {NULL},
      "t.yaml:6:12: routes[2].match: duplicate route \"GET /a\" (first defined at line 2)\n"},
-    {"empty pipeline", "routes:\n  - match: GET /\n    pipeline: []\n", {NULL},
+    {"empty pipeline",
+     "routes:\n  - match: GET /\n    pipeline: []\n",
+     {NULL},
      "t.yaml:3:15: routes[0].pipeline: expected a non-empty sequence of stages, got an empty "
      "sequence\n"},
     {"pipeline items of the wrong shape",
@@ -424,8 +499,10 @@ static const error_case_t error_cases[] = {
      "\"stats\"\n"
      "t.yaml:5:9: routes[0].pipeline[1]: expected a mapping with one key (stage: argument), got a "
      "mapping with 2 keys\n"},
-    {"on_error not a mapping", "routes:\n  - match: GET /\n    pipeline: [{a: 1}]\n    on_error: x\n",
-     {NULL}, "t.yaml:4:15: routes[0].on_error: expected a mapping, got \"x\"\n"},
+    {"on_error not a mapping",
+     "routes:\n  - match: GET /\n    pipeline: [{a: 1}]\n    on_error: x\n",
+     {NULL},
+     "t.yaml:4:15: routes[0].on_error: expected a mapping, got \"x\"\n"},
     {"every error is reported, in document order",
      "server:\n  workers: 0\n  bogus: 1\nlimits:\n  body_bytes: 2g\ntimeouts:\n  write: 5x\n",
      {NULL},
@@ -435,22 +512,36 @@ static const error_case_t error_cases[] = {
      "\"2g\"\n"
      "t.yaml:7:10: timeouts.write: expected a duration above 0 and at most 1h (seconds, or with "
      "unit ms, s, m, h), got \"5x\"\n"},
-    {"override with a bad value", "", {"server.workers=lots"},
+    {"override with a bad value",
+     "",
+     {"server.workers=lots"},
      "-o server.workers=lots:1:1: server.workers: expected \"auto\" or an integer 1..1024, got "
      "\"lots\"\n"},
-    {"override of an unknown key", "", {"server.wrokers=4", "nosuch.key=1"},
+    {"override of an unknown key",
+     "",
+     {"server.wrokers=4", "nosuch.key=1"},
      "-o server.wrokers=4: server.wrokers: unknown key (did you mean \"workers\"?)\n"
      "-o nosuch.key=1: nosuch.key: unknown key\n"},
-    {"override of a misspelt section", "", {"sever.workers=1"},
+    {"override of a misspelt section",
+     "",
+     {"sever.workers=1"},
      "-o sever.workers=1: sever.workers: unknown key (did you mean \"server\"?)\n"},
-    {"override without =", "", {"server.workers"},
+    {"override without =",
+     "",
+     {"server.workers"},
      "-o server.workers: expected KEY=VALUE (like server.workers=4)\n"},
-    {"override too deep", "", {"server.listen.x=1"},
+    {"override too deep",
+     "",
+     {"server.listen.x=1"},
      "-o server.listen.x=1: server.listen.x: unknown key (did you mean \"listen\"?)\n"},
-    {"override with a YAML syntax error", "", {"server.listen=[a"},
+    {"override with a YAML syntax error",
+     "",
+     {"server.listen=[a"},
      "-o server.listen=[a:2:1: did not find expected ',' or ']' (while parsing a flow sequence "
      "that started at line 1)\n"},
-    {"override errors and file errors together", "log:\n  level: loud\n", {"limits.body_bytes=-1"},
+    {"override errors and file errors together",
+     "log:\n  level: loud\n",
+     {"limits.body_bytes=-1"},
      "t.yaml:2:10: log.level: expected one of error, warn, info, debug, got \"loud\"\n"
      "-o limits.body_bytes=-1:1:1: limits.body_bytes: expected a size 0..1g (bytes, or with "
      "suffix k, m, g), got \"-1\"\n"},
@@ -491,9 +582,9 @@ Test(config, overrides_replace_add_and_apply_in_order)
     const char *ov[] = {
         "server.listen=[127.0.0.1:0, \"[::1]:0\"]",
         "server.workers=2",
-        "server.workers=5",  /* the later one wins */
-        "aggregator.snapshot=/tmp/snap",  /* section absent from the file: added */
-        "log={level: warn}", /* a whole section */
+        "server.workers=5",              /* the later one wins */
+        "aggregator.snapshot=/tmp/snap", /* section absent from the file: added */
+        "log={level: warn}",             /* a whole section */
         "routes=[{match: GET /x, pipeline: [stats: {}]}]",
     };
     fa_errbuf_t errs = {0};

@@ -147,25 +147,25 @@ static yaml_error_case_t error_cases[] = {
      "t.yaml:3:1: a: duplicate key (first defined at line 1, column 1)"},
     {"duplicate nested key, path named", "server:\n  workers: 1\n  workers: 2\n",
      "t.yaml:3:3: server.workers: duplicate key (first defined at line 2, column 3)"},
-    {"duplicate key inside a sequence item",
-     "routes:\n  - match: a\n  - match: b\n    match: c\n",
+    {"duplicate key inside a sequence item", "routes:\n  - match: a\n  - match: b\n    match: c\n",
      "t.yaml:4:5: routes[1].match: duplicate key (first defined at line 3, column 5)"},
     {"every duplicate is reported", "a: 1\na: 2\nb: {c: 1, c: 2}\n",
      "t.yaml:2:1: a: duplicate key (first defined at line 1, column 1)\n"
      "t.yaml:3:11: b.c: duplicate key (first defined at line 3, column 5)"},
-    {"sequence as a key", "? [a]\n: 1\n", "t.yaml:1:3: mapping keys must be scalars, got a sequence"},
+    {"sequence as a key", "? [a]\n: 1\n",
+     "t.yaml:1:3: mapping keys must be scalars, got a sequence"},
     {"two documents", "a: 1\n---\nb: 2\n",
      "t.yaml:2:1: a second document; a config file holds exactly one"},
     {"bad indentation", "a:\n  b: 1\n c: 2\n",
-     "t.yaml:3:2: did not find expected key (while parsing a block mapping that started at line 1)"},
+     "t.yaml:3:2: did not find expected key (while parsing a block mapping that started at line "
+     "1)"},
     {"unclosed flow sequence", "a: [1, 2\n",
      "t.yaml:2:1: did not find expected ',' or ']' (while parsing a flow sequence that started at "
      "line 1)"},
     {"tab indentation", "a:\n\tb: 1\n",
      "t.yaml:2:1: found character that cannot start any token (while scanning for the next token "
      "that started at line 2)"},
-    {"invalid UTF-8", "a: \xff\n",
-     "t.yaml:1:4: invalid leading UTF-8 octet"},
+    {"invalid UTF-8", "a: \xff\n", "t.yaml:1:4: invalid leading UTF-8 octet"},
 };
 
 /* Criterion may run each case in a fresh process image, where pointers into the table would be
@@ -217,18 +217,19 @@ static bool same_tree(const fa_yaml_node_t *a, const fa_yaml_node_t *b)
 
 Test(yaml, flow_emitter_round_trips)
 {
-    const char *text = "plain: hello world\n"
-                       "quoted: \"123\"\n"
-                       "tricky: [\"a: b\", \"x #y\", \"{z}\", \"-\", \"\", \"tab\\there\", \"q\\\"\\\\\"]\n"
-                       "block: 'a,b'\n"
-                       "ipv6: \"[::1]:0\"\n"
-                       "addr: 127.0.0.1:80\n"
-                       "neg: -5\n"
-                       "empty:\n"
-                       "nulls: [a, ~, \"\"]\n"
-                       "nested: {a: [1, {b: ~}], c: {}}\n"
-                       "tmpl: \"${path.id}\"\n"
-                       "route: GET /users/:id\n";
+    const char *text =
+        "plain: hello world\n"
+        "quoted: \"123\"\n"
+        "tricky: [\"a: b\", \"x #y\", \"{z}\", \"-\", \"\", \"tab\\there\", \"q\\\"\\\\\"]\n"
+        "block: 'a,b'\n"
+        "ipv6: \"[::1]:0\"\n"
+        "addr: 127.0.0.1:80\n"
+        "neg: -5\n"
+        "empty:\n"
+        "nulls: [a, ~, \"\"]\n"
+        "nested: {a: [1, {b: ~}], c: {}}\n"
+        "tmpl: \"${path.id}\"\n"
+        "route: GET /users/:id\n";
     fa_yaml_node_t *root = load(text);
     cr_assert_not_null(root, "%s", err);
     char *buf = NULL;

@@ -26,14 +26,13 @@
 #endif
 
 #define DEFAULT_CONF "conf/fasterapid.yaml"
-#define SYSTEM_CONF "/etc/fasterapid/fasterapid.yaml"
+#define SYSTEM_CONF  "/etc/fasterapid/fasterapid.yaml"
 
 static void usage(FILE *out)
 {
     fputs("usage: fasterapid [-c FILE] [-o KEY=VALUE]... [-t] [-T] [-v] [-h] [--discard-snapshot]\n"
           "\n"
-          "  -c FILE             configuration file (default " DEFAULT_CONF
-          " if it exists,\n"
+          "  -c FILE             configuration file (default " DEFAULT_CONF " if it exists,\n"
           "                      else " SYSTEM_CONF ")\n"
           "  -o KEY=VALUE        override one setting, VALUE in YAML (server.workers=4,\n"
           "                      'server.listen=[127.0.0.1:8080]'); may be repeated\n"
