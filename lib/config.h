@@ -41,7 +41,7 @@ typedef struct {
 
 typedef struct {
     const char *method;               /* "GET", "POST", ... upper case, NUL-terminated */
-    const char *path;                 /* "/users/:id/*rest", NUL-terminated */
+    const char *path;                 /* "/users/:id" as written; NUL-terminated */
     const fa_yaml_node_t *node;       /* the route's mapping, for locations */
     const fa_yaml_node_t *match_node; /* the "match" scalar */
     const fa_yaml_node_t *pipeline;   /* a sequence of one-key mappings: the stages */
@@ -103,6 +103,15 @@ fa_config_t *fa_config_load_buf(const char *file, const char *buf, size_t len,
                                 const char *const *overrides, size_t noverrides,
                                 fa_errbuf_t *errs);
 
+/**
+ * fa_config_load for the daemon's start and reload paths: every error line is logged with
+ * fa_log_error instead of being returned. NULL when the config has errors. Call it again with the
+ * same path and overrides (kept by main from argv) to reload.
+ */
+fa_config_t *fa_config_load_logged(const char *path, const char *const *overrides,
+                                   size_t noverrides);
+
+/** Releases the config and everything it points to (the YAML tree included). NULL is a no-op. */
 void fa_config_free(fa_config_t *config);
 
 /** Writes the effective config (defaults filled in) as YAML to fd. */
