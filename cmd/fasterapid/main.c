@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "log.h"
+#include "app.h"
 #include "serve.h"
 #include "yaml.h"
 
@@ -66,7 +67,10 @@ static int test_config(const char *path, const char *const *overrides, size_t n,
 {
     fa_errbuf_t errs = {0};
     fa_config_t *config = fa_config_load(path, overrides, n, &errs);
-    if (!config) {
+    /* The routes' pipelines are compiled too, so that -t catches every error a start would. */
+    fa_app_t *app = config ? fa_app_build(config, &errs) : NULL;
+    if (!app) {
+        fa_config_free(config);
         if (errs.text)
             fputs(errs.text, stderr);
         fprintf(stderr, "fasterapid: configuration file %s test failed\n", path);
@@ -77,6 +81,7 @@ static int test_config(const char *path, const char *const *overrides, size_t n,
     if (dump)
         fa_config_dump(config, STDOUT_FILENO);
     fprintf(stderr, "fasterapid: configuration file %s test is successful\n", path);
+    fa_app_free(app);
     fa_config_free(config);
     return 0;
 }
