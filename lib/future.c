@@ -1,0 +1,649 @@
+/*
+ * future.c — futures, chaining, cancellation, timeout and retry; see future.h for the contract.
+ * The collection combinators (all, any, race, some, map, filter, reduce) are in future_comb.c.
+ *
+ * Every future is one fa_fut_t from its scheduler's recycler. A future points up to what it
+ * waits on (`upstream`: a stage's input, a followed future, or the head of a combinator's input
+ * list linked through `sib`) and down to its single consumer (`consumer`, or the done callback).
+ * A settled future with a consumer is queued on the scheduler; the drain hands its result to the
+ * consumer (deliver) and recycles it. Cancellation walks the upstream links with an explicit work
+ * list threaded through the futures' task links, so neither a long chain nor a deep cancel ever
+ * recurses.
+ */
+#include "future_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+const char fa_err_timeout[] = "timed out";
+const char fa_err_cancelled[] = "cancelled";
+const char fa_err_pool_exhausted[] = "future pool exhausted";
+const char fa_err_stale[] = "stale or already consumed future handle";
+const char fa_err_empty[] = "no input futures";
+
+const size_t fa__future_size = sizeof(fa_fut_t);
+const size_t fa__aux_size = sizeof(fa__aux_t);
+
+static_assert(offsetof(fa_fut_t, task) == 0, "the recycler links free futures through task");
+static_assert(sizeof(fa_fut_t) <= 96, "a future should stay within a cache line and a half");
+
+/* Allocation and recycling */
+
+fa_fut_t *fa__fut_get(fa_sched_t *sched, uint8_t kind)
+{
+    fa_fut_t *s = fa_recycler_get(&sched->_futures);
+    if (FA_UNLIKELY(!s))
+        return NULL;
+    s->sched = sched;
+    s->consumer = NULL;
+    s->sib = NULL;
+    s->upstream = NULL;
+    s->state = FA_FUT_PENDING;
+    s->kind = kind;
+    s->flags = 0;
+    return s;
+}
+
+/* Recycles a future whose handles are already stale (generation bumped). */
+static inline void fut_put(fa_fut_t *s)
+{
+    s->flags = 0;
+    fa_recycler_put(&s->sched->_futures, s);
+}
+
+void fa__fut_release(fa_fut_t *s)
+{
+    s->gen++;
+    fut_put(s);
+}
+
+fa__aux_t *fa__aux_get(fa_sched_t *sched, fa_fut_t *owner)
+{
+    fa__aux_t *a = fa_recycler_get(&sched->_aux);
+    if (FA_UNLIKELY(!a))
+        return NULL;
+    a->slot = owner;
+    ev_timer_init(&a->timer, NULL, 0., 0.);
+    return a;
+}
+
+void fa__aux_put(fa_sched_t *sched, fa__aux_t *a)
+{
+    if (ev_is_active(&a->timer)) {
+        ev_timer_stop(sched->loop, &a->timer);
+        sched->_timers_active--;
+    }
+    fa_recycler_put(&sched->_aux, a);
+}
+
+static void stop_timer(void *obj, void *arg)
+{
+    fa__aux_t *a = obj;
+    fa_sched_t *sched = arg;
+    if (ev_is_active(&a->timer)) {
+        ev_timer_stop(sched->loop, &a->timer);
+        sched->_timers_active--;
+    }
+}
+
+void fa__future_stop_timers(fa_sched_t *sched)
+{
+    fa_recycler_each(&sched->_aux, stop_timer, sched);
+}
+
+/* Settling and delivery */
+
+static void on_settled(fa_task_t *task);
+
+void fa__post(fa_fut_t *s)
+{
+    s->flags |= FA__F_QUEUED;
+    fa_sched_post(s->sched, &s->task, on_settled);
+}
+
+static inline fa_result_t result_of(const fa_fut_t *s)
+{
+    fa_result_t r;
+    r.state = s->state;
+    r.value = s->value; /* the error shares the storage and the size */
+    return r;
+}
+
+/* Checks that a handle returned by a callback (a follow) may be adopted. */
+static fa_fut_t *adoptable(fa_future_t h, const fa_fut_t *by)
+{
+    fa_fut_t *u = h._p;
+    if (!u || u->gen != h._gen || u->consumer || u == by || u->sched != by->sched)
+        return NULL;
+    return u;
+}
+
+/* Links input u below consumer c at index idx; queues u at once if it has already settled. */
+void fa__link(fa_fut_t *c, fa_fut_t *u, uint32_t idx)
+{
+    u->consumer = c;
+    u->idx = idx;
+    u->sib = c->upstream;
+    c->upstream = u;
+    if (u->state != FA_FUT_PENDING)
+        fa__post(u);
+}
+
+/* Gives c its result and queues it for its consumer. A follow result makes c adopt another
+ * future instead: c becomes a pass-through whose single input is that future. */
+void fa__settle(fa_fut_t *c, fa_result_t r)
+{
+    if (r.state == FA_FUT_FOLLOW) {
+        fa_fut_t *u = adoptable(r.follow, c);
+        if (u) {
+            c->kind = FA__K_PASS;
+            c->upstream = NULL;
+            fa__link(c, u, 0);
+            return;
+        }
+        r = fa_fail(FA_ERROR_STATIC(-ESTALE, fa_err_stale));
+    }
+    c->state = (uint8_t)r.state;
+    c->value = r.value;
+    c->upstream = NULL;
+    if (c->consumer)
+        fa__post(c);
+}
+
+/* A result a callback returned but nobody will take (its future was cancelled meanwhile). */
+void fa__discard(fa_result_t r)
+{
+    if (r.state == FA_FUT_FOLLOW && fa_future_valid(r.follow) && !r.follow._p->consumer)
+        (void)fa_future_cancel(r.follow);
+}
+
+/* Runs from the drain for every queued future: a future cancelled while queued is recycled; a
+ * done callback runs after its future is recycled (so cancelling it from the callback is a
+ * harmless no-op); otherwise the result goes to the consumer. */
+static void on_settled(fa_task_t *task)
+{
+    fa_fut_t *s = FA_CONTAINER_OF(task, fa_fut_t, task);
+    s->flags &= (uint8_t)~FA__F_QUEUED;
+    if (FA_UNLIKELY(s->flags & FA__F_DEAD)) {
+        fut_put(s);
+        return;
+    }
+    if (s->flags & FA__F_DONE) {
+        fa_result_t r = result_of(s);
+        fa_done_cb cb = s->done;
+        void *data = s->done_data;
+        fa_sched_t *sched = s->sched;
+        fa__fut_release(s);
+        cb(sched, data, &r);
+        return;
+    }
+    fa__deliver(s->consumer, s);
+}
+
+/* Calls a stage callback with c marked running: a cancel of c from inside only flags it, and
+ * the cancel is completed here once the callback has returned. Returns false if c was cancelled
+ * (the result has been discarded). */
+static bool run_then(fa_fut_t *c, fa_value_t v, fa_result_t *r)
+{
+    c->flags |= FA__F_RUNNING;
+    *r = ((fa_then_cb)c->cb)(c->sched, c->data, v);
+    c->flags &= (uint8_t)~FA__F_RUNNING;
+    return !fa__cancelled_while_running(c, *r);
+}
+
+static bool run_catch(fa_fut_t *c, fa_error_t e, fa_result_t *r)
+{
+    c->flags |= FA__F_RUNNING;
+    *r = ((fa_catch_cb)c->cb)(c->sched, c->data, e);
+    c->flags &= (uint8_t)~FA__F_RUNNING;
+    return !fa__cancelled_while_running(c, *r);
+}
+
+bool fa__cancelled_while_running(fa_fut_t *c, fa_result_t r)
+{
+    if (FA_LIKELY(!(c->flags & FA__F_CANCELED)))
+        return false;
+    c->flags &= (uint8_t)~FA__F_CANCELED;
+    fa__discard(r);
+    fa__cancel_doomed(c);
+    return true;
+}
+
+static void retry_next(fa_fut_t *c);
+
+/* Hands the settled input s to its consumer c. s is recycled before any user callback runs, so
+ * a callback sees only c. */
+void fa__deliver(fa_fut_t *c, fa_fut_t *s)
+{
+    fa_result_t r = result_of(s);
+    switch (c->kind) {
+    case FA__K_THEN:
+        fa__fut_release(s);
+        c->upstream = NULL;
+        if (r.state == FA_FUT_RESOLVED && !run_then(c, r.value, &r))
+            return;
+        fa__settle(c, r);
+        return;
+    case FA__K_CATCH:
+        fa__fut_release(s);
+        c->upstream = NULL;
+        if (r.state == FA_FUT_REJECTED && !run_catch(c, r.error, &r))
+            return;
+        fa__settle(c, r);
+        return;
+    case FA__K_FINALLY:
+        fa__fut_release(s);
+        c->upstream = NULL;
+        c->kind = FA__K_PASS; /* so that a cancel from inside does not call it a second time */
+        c->flags |= FA__F_RUNNING;
+        ((fa_finally_cb)c->cb)(c->sched, c->data, &r);
+        c->flags &= (uint8_t)~FA__F_RUNNING;
+        if (fa__cancelled_while_running(c, fa_ok(FA_VALUE_NONE)))
+            return;
+        fa__settle(c, r);
+        return;
+    case FA__K_PASS:
+        fa__fut_release(s);
+        fa__settle(c, r);
+        return;
+    case FA__K_TIMEOUT:
+        fa__fut_release(s);
+        fa__aux_put(c->sched, c->aux);
+        c->aux = NULL;
+        c->kind = FA__K_PASS;
+        fa__settle(c, r);
+        return;
+    case FA__K_RETRY:
+        fa__fut_release(s);
+        c->upstream = NULL;
+        if (r.state == FA_FUT_REJECTED) {
+            fa__aux_t *a = c->aux;
+            a->retry.last = r.error;
+            if (++a->retry.attempt < a->retry.tries) {
+                retry_next(c);
+                return;
+            }
+        }
+        fa__aux_put(c->sched, c->aux);
+        c->aux = NULL;
+        c->kind = FA__K_PASS;
+        fa__settle(c, r);
+        return;
+    default:
+        fa__comb_deliver(c, s);
+        return;
+    }
+}
+
+/* Cancellation */
+
+/* Detaches u from its consumer and dooms it: its generation moves on at once, so every handle
+ * (the producer's promise too) is stale from here. A settled u is recycled now or, if it is in
+ * the run queue, when the drain reaches it; a running one is flagged for its runner to finish;
+ * a pending one goes on the work list to have its own inputs cancelled. */
+void fa__drop(fa_fut_t *u, fa_fut_t **work)
+{
+    u->consumer = NULL;
+    u->gen++;
+    if (u->state != FA_FUT_PENDING || (u->flags & FA__F_DELIVERED)) {
+        if (u->flags & FA__F_QUEUED)
+            u->flags |= FA__F_DEAD;
+        else
+            fut_put(u);
+    } else if (u->flags & FA__F_RUNNING) {
+        u->flags |= FA__F_CANCELED;
+    } else {
+        u->task._next = (fa_task_t *)*work;
+        *work = u;
+    }
+}
+
+/* Drops every input of c (the upstream list). */
+void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work)
+{
+    for (fa_fut_t *u = c->upstream, *next; u; u = next) {
+        next = u->sib;
+        fa__drop(u, work);
+    }
+    c->upstream = NULL;
+}
+
+/* Processes the work list: each entry is a doomed pending future. Hooks and finally callbacks
+ * run after their future is recycled; they may cancel other things (a nested work list). */
+void fa__cancel_run(fa_fut_t *work)
+{
+    static const fa_result_t cancelled = {
+        .state = FA_FUT_REJECTED, .error = {.code = -ECANCELED, .msg = fa_err_cancelled}};
+    while (work) {
+        fa_fut_t *x = work;
+        work = (fa_fut_t *)x->task._next;
+        fa_sched_t *sched = x->sched;
+        void (*cb)(void) = x->cb;
+        void *data = x->data;
+        uint8_t kind = x->kind;
+        if (kind == FA__K_TIMEOUT || kind == FA__K_RETRY || kind >= FA__K_ALL) {
+            if (x->aux)
+                fa__aux_put(sched, x->aux);
+            x->aux = NULL;
+        }
+        fa__drop_inputs(x, &work);
+        fut_put(x);
+        if (kind == FA__K_PROMISE && cb)
+            ((fa_cancel_cb)cb)(sched, data);
+        else if (kind == FA__K_FINALLY)
+            ((fa_finally_cb)cb)(sched, data, &cancelled);
+    }
+}
+
+/* Cancels c, whose generation has already been bumped. */
+void fa__cancel_doomed(fa_fut_t *c)
+{
+    c->task._next = NULL;
+    fa__cancel_run(c);
+}
+
+int fa_future_cancel(fa_future_t f)
+{
+    fa_fut_t *s = f._p;
+    if (!s || s->gen != f._gen)
+        return -ESTALE;
+    if (s->consumer && !(s->flags & FA__F_DONE))
+        return -EBUSY;
+    fa_fut_t *work = NULL;
+    s->flags &= (uint8_t)~FA__F_DONE;
+    fa__drop(s, &work);
+    fa__cancel_run(work);
+    return 0;
+}
+
+/* Promises and ready futures */
+
+int fa_promise_new(fa_sched_t *sched, fa_promise_t *promise, fa_future_t *future)
+{
+    fa_fut_t *s = fa__fut_get(sched, FA__K_PROMISE);
+    if (FA_UNLIKELY(!s))
+        return -ENOMEM;
+    s->cb = NULL;
+    *promise = (fa_promise_t){s, s->gen};
+    *future = (fa_future_t){s, s->gen};
+    return 0;
+}
+
+static int promise_settle(fa_promise_t p, uint8_t state, fa_value_t v)
+{
+    fa_fut_t *s = p._p;
+    if (!s || s->gen != p._gen)
+        return -ESTALE;
+    if (s->state != FA_FUT_PENDING || s->kind != FA__K_PROMISE)
+        return -EALREADY;
+    s->state = state;
+    s->value = v;
+    if (s->consumer)
+        fa__post(s);
+    return 0;
+}
+
+int fa_promise_resolve(fa_promise_t promise, fa_value_t value)
+{
+    return promise_settle(promise, FA_FUT_RESOLVED, value);
+}
+
+int fa_promise_reject(fa_promise_t promise, fa_error_t error)
+{
+    fa_value_t v;
+    static_assert(sizeof(error) == sizeof(v), "an error and a value share storage");
+    memcpy(&v, &error, sizeof(v));
+    return promise_settle(promise, FA_FUT_REJECTED, v);
+}
+
+int fa_promise_on_cancel(fa_promise_t promise, fa_cancel_cb cb, void *data)
+{
+    fa_fut_t *s = promise._p;
+    if (!s || s->gen != promise._gen || s->kind != FA__K_PROMISE)
+        return -ESTALE;
+    s->cb = (void (*)(void))cb;
+    s->data = data;
+    return 0;
+}
+
+int fa_future_ready(fa_sched_t *sched, fa_value_t value, fa_future_t *out)
+{
+    fa_fut_t *s = fa__fut_get(sched, FA__K_READY);
+    if (FA_UNLIKELY(!s))
+        return -ENOMEM;
+    s->state = FA_FUT_RESOLVED;
+    s->value = value;
+    *out = (fa_future_t){s, s->gen};
+    return 0;
+}
+
+int fa_future_failed(fa_sched_t *sched, fa_error_t error, fa_future_t *out)
+{
+    fa_fut_t *s = fa__fut_get(sched, FA__K_READY);
+    if (FA_UNLIKELY(!s))
+        return -ENOMEM;
+    s->state = FA_FUT_REJECTED;
+    s->error = error;
+    *out = (fa_future_t){s, s->gen};
+    return 0;
+}
+
+bool fa_future_valid(fa_future_t f)
+{
+    return f._p && f._p->gen == f._gen;
+}
+
+fa_future_state_t fa_future_state(fa_future_t f)
+{
+    return fa_future_valid(f) ? (fa_future_state_t)f._p->state : FA_FUT_PENDING;
+}
+
+/* Chaining */
+
+int fa__check_input(fa_future_t f)
+{
+    if (FA_UNLIKELY(!f._p || f._p->gen != f._gen))
+        return -ESTALE;
+    if (FA_UNLIKELY(f._p->consumer != NULL))
+        return -EBUSY;
+    return 0;
+}
+
+static int chain(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
+{
+    int rc = fa__check_input(f);
+    if (FA_UNLIKELY(rc))
+        return rc;
+    fa_fut_t *c = fa__fut_get(f._p->sched, kind);
+    if (FA_UNLIKELY(!c))
+        return -ENOMEM;
+    c->cb = cb;
+    c->data = data;
+    fa__link(c, f._p, 0);
+    *out = (fa_future_t){c, c->gen};
+    return 0;
+}
+
+int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out)
+{
+    return chain(f, FA__K_THEN, (void (*)(void))cb, data, out);
+}
+
+int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
+{
+    return chain(f, FA__K_CATCH, (void (*)(void))cb, data, out);
+}
+
+int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
+{
+    return chain(f, FA__K_FINALLY, (void (*)(void))cb, data, out);
+}
+
+int fa_future_done(fa_future_t f, fa_done_cb cb, void *data)
+{
+    int rc = fa__check_input(f);
+    if (FA_UNLIKELY(rc))
+        return rc;
+    fa_fut_t *s = f._p;
+    s->done = cb;
+    s->done_data = data;
+    s->flags |= FA__F_DONE;
+    if (s->state != FA_FUT_PENDING)
+        fa__post(s);
+    return 0;
+}
+
+/* Timeout */
+
+/* The timer fired first: the waited-on future is cancelled and the timeout rejects. Runs from
+ * libev; settling only queues, so no continuation runs here. */
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fa__aux_t *a = FA_CONTAINER_OF(w, fa__aux_t, timer);
+    fa_fut_t *c = a->slot;
+    fa_sched_t *sched = c->sched;
+    sched->_timers_active--; /* a one-shot timer is already stopped */
+    fa__aux_put(sched, a);
+    c->aux = NULL;
+    c->kind = FA__K_PASS;
+    fa_fut_t *work = NULL;
+    fa__drop_inputs(c, &work);
+    fa__cancel_run(work);
+    fa__settle(c, fa_fail(FA_ERROR_STATIC(-ETIMEDOUT, fa_err_timeout)));
+}
+
+int fa_future_timeout(fa_future_t f, double seconds, fa_future_t *out)
+{
+    int rc = fa__check_input(f);
+    if (rc)
+        return rc;
+    fa_sched_t *sched = f._p->sched;
+    fa_fut_t *c = fa__fut_get(sched, FA__K_TIMEOUT);
+    if (!c)
+        return -ENOMEM;
+    fa__aux_t *a = fa__aux_get(sched, c);
+    if (!a) {
+        fa__fut_release(c);
+        return -ENOMEM;
+    }
+    c->aux = a;
+    ev_timer_init(&a->timer, on_timeout, seconds, 0.);
+    ev_timer_start(sched->loop, &a->timer);
+    sched->_timers_active++;
+    fa__link(c, f._p, 0);
+    *out = (fa_future_t){c, c->gen};
+    return 0;
+}
+
+/* Retry */
+
+/* Starts attempt number a->retry.attempt and waits on it. Runs from the drain or the backoff
+ * timer; the factory is user code, so c is marked running around it. */
+static void retry_start(fa_fut_t *c)
+{
+    fa__aux_t *a = c->aux;
+    fa_future_t f = FA_FUTURE_NULL;
+    c->flags |= FA__F_RUNNING;
+    int rc = a->retry.fn(c->sched, a->retry.data, a->retry.attempt, &f);
+    c->flags &= (uint8_t)~FA__F_RUNNING;
+    fa_result_t r = rc == 0 ? fa_follow(f) : fa_ok(FA_VALUE_NONE);
+    if (fa__cancelled_while_running(c, r))
+        return;
+    if (rc != 0) {
+        fa__aux_put(c->sched, a);
+        c->aux = NULL;
+        c->kind = FA__K_PASS;
+        fa__settle(c, fa_fail(FA_ERROR_STATIC(
+                          rc, rc == -ENOMEM ? fa_err_pool_exhausted : "retry attempt failed to start")));
+        return;
+    }
+    if (fa__check_input(f) != 0 || f._p->sched != c->sched || f._p == c) {
+        fa__aux_put(c->sched, a);
+        c->aux = NULL;
+        c->kind = FA__K_PASS;
+        fa__settle(c, fa_fail(FA_ERROR_STATIC(-ESTALE, fa_err_stale)));
+        return;
+    }
+    fa__link(c, f._p, 0);
+}
+
+static void on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fa__aux_t *a = FA_CONTAINER_OF(w, fa__aux_t, timer);
+    a->slot->sched->_timers_active--;
+    retry_start(a->slot);
+}
+
+/* An attempt failed and tries remain: wait for the backoff, or start the next one at once. */
+static void retry_next(fa_fut_t *c)
+{
+    fa__aux_t *a = c->aux;
+    fa_sched_t *sched = c->sched;
+    if (a->retry.delay > 0) {
+        ev_timer_init(&a->timer, on_backoff, a->retry.delay, 0.);
+        ev_timer_start(sched->loop, &a->timer);
+        sched->_timers_active++;
+        a->retry.delay *= 2;
+        return;
+    }
+    retry_start(c);
+}
+
+int fa_future_retry(fa_sched_t *sched, fa_attempt_fn fn, void *data, unsigned tries,
+                    double backoff, fa_future_t *out)
+{
+    if (tries < 1)
+        return -EINVAL;
+    fa_fut_t *c = fa__fut_get(sched, FA__K_RETRY);
+    if (!c)
+        return -ENOMEM;
+    fa__aux_t *a = fa__aux_get(sched, c);
+    if (!a) {
+        fa__fut_release(c);
+        return -ENOMEM;
+    }
+    c->aux = a;
+    a->retry.fn = fn;
+    a->retry.data = data;
+    a->retry.attempt = 0;
+    a->retry.tries = tries;
+    a->retry.delay = backoff;
+    fa_future_t f = FA_FUTURE_NULL;
+    int rc = fn(sched, data, 0, &f);
+    if (rc == 0 && (fa__check_input(f) != 0 || f._p->sched != sched))
+        rc = -ESTALE;
+    if (rc != 0) {
+        fa__aux_put(sched, a);
+        fa__fut_release(c);
+        return rc;
+    }
+    fa__link(c, f._p, 0);
+    *out = (fa_future_t){c, c->gen};
+    return 0;
+}
+
+/* Compose */
+
+int fa_future_compose(fa_sched_t *sched, const fa_compose_stage_t *stages, size_t n,
+                      fa_value_t input, fa_future_t *out)
+{
+    fa_future_t f;
+    int rc = fa_future_ready(sched, input, &f);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        fa_future_t g;
+        rc = fa_future_then(f, stages[i].fn, stages[i].data, &g);
+        if (rc) {
+            (void)fa_future_cancel(f); /* returns the partial chain; nothing has run yet */
+            return rc;
+        }
+        f = g;
+    }
+    *out = f;
+    return 0;
+}

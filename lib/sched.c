@@ -1,0 +1,206 @@
+/*
+ * sched.c — the per-worker run queue and the slab recyclers; see sched.h.
+ */
+#include "sched.h"
+#include "alloc.h"
+
+#include <string.h>
+
+/* A slab: a header followed by its objects, each _obj_size bytes, 16-byte aligned. */
+typedef struct fa_slab {
+    struct fa_slab *next;
+    uint32_t count;
+    uint32_t _pad;
+    _Alignas(16) char objs[];
+} fa_slab_t;
+
+static void add_slab(fa_recycler_t *r, uint32_t count)
+{
+    fa_slab_t *slab = fa_malloc(sizeof(*slab) + (size_t)count * r->_obj_size);
+    /* Zeroed so that a fresh object reads as "free, generation 0" to its owner. */
+    memset(slab->objs, 0, (size_t)count * r->_obj_size);
+    slab->count = count;
+    slab->next = r->_slabs;
+    r->_slabs = slab;
+    r->_total += count;
+    /* Thread the new objects onto the free list so that the lowest address comes out first. */
+    for (uint32_t i = count; i-- > 0;) {
+        void **o = (void **)(slab->objs + (size_t)i * r->_obj_size);
+        *o = r->_free;
+        r->_free = o;
+    }
+}
+
+void fa_recycler_init(fa_recycler_t *r, size_t obj_size, uint32_t init, uint32_t max)
+{
+    memset(r, 0, sizeof(*r));
+    r->_obj_size = FA_ALIGN_UP(FA_MAX(obj_size, sizeof(void *)), 16);
+    r->_max = FA_MAX(max, init);
+    r->_grow = FA_MAX(FA_MIN(init, (uint32_t)4096), (uint32_t)64);
+    if (init)
+        add_slab(r, init);
+}
+
+/* Runs when the free list is empty: during warm-up a slab is added (the only allocator call a
+ * recycler makes); at the maximum the request is refused and counted. */
+void *fa__recycler_grow(fa_recycler_t *r)
+{
+    if (r->_total >= r->_max) {
+        r->_exhausted++;
+        return NULL;
+    }
+    add_slab(r, FA_MIN(r->_grow, r->_max - r->_total));
+    return fa_recycler_get(r);
+}
+
+void fa_recycler_each(fa_recycler_t *r, void (*fn)(void *obj, void *arg), void *arg)
+{
+    for (fa_slab_t *s = r->_slabs; s; s = s->next)
+        for (uint32_t i = 0; i < s->count; i++)
+            fn(s->objs + (size_t)i * r->_obj_size, arg);
+}
+
+void fa_recycler_fini(fa_recycler_t *r)
+{
+    for (fa_slab_t *s = r->_slabs, *next; s; s = next) {
+        next = s->next;
+        fa_free(s);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+/* The run queue. */
+
+void fa_sched_post(fa_sched_t *sched, fa_task_t *task, fa_task_cb run)
+{
+    task->_run = run;
+    task->_next = NULL;
+    if (sched->_tail) {
+        sched->_tail->_next = task;
+    } else {
+        sched->_head = task;
+        /* Work is queued: the loop must neither block in poll nor return from ev_run. */
+        if (FA_UNLIKELY(!ev_is_active(&sched->_idle)))
+            ev_idle_start(sched->loop, &sched->_idle);
+    }
+    sched->_tail = task;
+    sched->_queued++;
+}
+
+/* Pops and runs tasks until max have run or the queue is empty. Tasks queued by a running task go
+ * to the tail, so a chain of continuations is a loop here, never a recursion: the C stack stays
+ * flat however long the chain is. */
+size_t fa_sched_drain(fa_sched_t *sched, size_t max)
+{
+    size_t ran = 0;
+    while (ran < max) {
+        fa_task_t *t = sched->_head;
+        if (!t)
+            break;
+        sched->_head = t->_next;
+        if (!sched->_head)
+            sched->_tail = NULL;
+        sched->_queued--;
+        ran++;
+        t->_run(t);
+    }
+    sched->_tasks_run += ran;
+    if (!sched->_head && ev_is_active(&sched->_idle))
+        ev_idle_stop(sched->loop, &sched->_idle);
+    return ran;
+}
+
+/* Before the loop polls: a new iteration starts, with a fresh budget. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fa_sched_t *sched = FA_CONTAINER_OF(w, fa_sched_t, _prepare);
+    sched->_left = sched->_budget;
+    if (sched->_head)
+        sched->_left -= (uint32_t)fa_sched_drain(sched, sched->_left);
+}
+
+/* After the poll: whatever the I/O callbacks of this iteration queued may use the rest of the
+ * iteration's budget. */
+static void on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fa_sched_t *sched = FA_CONTAINER_OF(w, fa_sched_t, _check);
+    if (sched->_head && sched->_left)
+        sched->_left -= (uint32_t)fa_sched_drain(sched, sched->_left);
+}
+
+/* The idle watcher exists only to keep the poll non-blocking while work is queued. */
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+void fa_sched_init(fa_sched_t *sched, struct ev_loop *loop, const fa_sched_conf_t *conf)
+{
+    fa_sched_conf_t c = conf ? *conf : (fa_sched_conf_t){0};
+    if (!c.futures_init)
+        c.futures_init = 1024;
+    if (!c.futures_max)
+        c.futures_max = 1u << 20;
+    if (!c.aux_init)
+        c.aux_init = 256;
+    if (!c.aux_max)
+        c.aux_max = 1u << 16;
+    if (!c.budget)
+        c.budget = 1024;
+
+    memset(sched, 0, sizeof(*sched));
+    sched->loop = loop;
+    sched->_budget = c.budget;
+    fa_recycler_init(&sched->_futures, fa__future_size, c.futures_init, c.futures_max);
+    fa_recycler_init(&sched->_aux, fa__aux_size, c.aux_init, c.aux_max);
+
+    ev_prepare_init(&sched->_prepare, on_prepare);
+    ev_check_init(&sched->_check, on_check);
+    ev_idle_init(&sched->_idle, on_idle);
+    ev_prepare_start(loop, &sched->_prepare);
+    ev_check_start(loop, &sched->_check);
+    /* Unreferenced: an empty scheduler must not keep ev_run from returning. */
+    ev_unref(loop);
+    ev_unref(loop);
+}
+
+uint32_t fa_sched_fini(fa_sched_t *sched)
+{
+    uint32_t live = sched->_futures._live;
+    fa__future_stop_timers(sched);
+    /* libev: an unreferenced watcher is referenced again before it is stopped. */
+    ev_ref(sched->loop);
+    ev_prepare_stop(sched->loop, &sched->_prepare);
+    ev_ref(sched->loop);
+    ev_check_stop(sched->loop, &sched->_check);
+    ev_idle_stop(sched->loop, &sched->_idle);
+    sched->_head = sched->_tail = NULL;
+    sched->_queued = 0;
+    fa_recycler_fini(&sched->_futures);
+    fa_recycler_fini(&sched->_aux);
+    return live;
+}
+
+void fa_sched_stats(const fa_sched_t *sched, fa_sched_stats_t *st)
+{
+    st->futures_live = sched->_futures._live;
+    st->aux_live = sched->_aux._live;
+    st->timers_active = sched->_timers_active;
+    st->queued = sched->_queued;
+    st->idle_active = ev_is_active(&sched->_idle);
+    st->tasks_run = sched->_tasks_run;
+    st->exhausted = sched->_futures._exhausted + sched->_aux._exhausted;
+    st->futures_total = sched->_futures._total;
+}
+
+bool fa_sched_quiescent(const fa_sched_t *sched)
+{
+    return sched->_futures._live == 0 && sched->_aux._live == 0 && sched->_timers_active == 0 &&
+           sched->_queued == 0 && !ev_is_active(&sched->_idle);
+}
