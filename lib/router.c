@@ -9,8 +9,8 @@
  * the names and segment bytes, and the Allow strings for every method set. The build tree is
  * freed then; lookups only read the frozen arrays, so a worker can share them without locks.
  *
- * Lookup walks the path one segment at a time. The segment's hash is computed in the same loop
- * that looks for its end, so a static child costs one probe and one memcmp. Backtracking is a
+ * Lookup walks the path one segment at a time: find the segment's end, hash it in constant time
+ * from a few word loads, probe the node's table, compare the bytes; a static child costs that. Backtracking is a
  * depth-first search; since a node always sits at the same depth, each node is visited at most
  * once per lookup, whatever the routes.
  */
@@ -93,15 +93,65 @@ struct fa_router {
     const char *const *_allow; /* [1 << FA_METHOD__COUNT], indexed by method set */
 };
 
-#define HASH_SEED 5381u
-
-/* The hash of a segment; fa_router_match computes the same thing inline while scanning. */
-static uint32_t seg_hash(const char *s, size_t n)
+static inline uint64_t load64(const char *p)
 {
-    uint32_t h = HASH_SEED;
-    for (size_t i = 0; i < n; i++)
-        h = h * 33 + (unsigned char)s[i];
-    return h;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint16_t load16(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/*
+ * The hash of a segment, from its length and at most its first and last eight bytes: constant
+ * time, whatever the segment's length. Segments that agree on all of these collide, which only
+ * costs a probe, since a slot is taken after comparing every byte. The tables are fixed by the
+ * config, so a client cannot lengthen a probe sequence.
+ */
+static inline uint32_t seg_hash(const char *s, size_t n)
+{
+    uint64_t x;
+    if (n >= 8)
+        x = load64(s) ^ (load64(s + n - 8) << 7 | load64(s + n - 8) >> 57);
+    else if (n >= 4)
+        x = load32(s) | (uint64_t)load32(s + n - 4) << 32;
+    else if (n > 0)
+        x = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (uint64_t)(unsigned char)s[n - 1] << 16;
+    else
+        x = 0;
+    return (uint32_t)(((x ^ n) * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+/*
+ * The end of the segment starting at p: the next '/' or end. Eight bytes at a time while eight
+ * remain (the classic has-zero-byte test on p ^ "////////"; its false positives only sit above a
+ * real match, so the lowest flagged byte is the first '/'), then byte by byte.
+ */
+static inline const char *seg_end(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v = load64(p) ^ 0x2f2f2f2f2f2f2f2full;
+        uint64_t t = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+        if (t)
+            return p + (__builtin_ctzll(t) >> 3);
+        p += 8;
+    }
+    while (p < end && *p != '/')
+        p++;
+    return p;
 }
 
 fa_router_t *fa_router_new(void)
@@ -517,6 +567,23 @@ int fa_router_compile(fa_router_t *r)
 
 /* ---- lookup ----------------------------------------------------------------------------- */
 
+/* memcmp(a, b, n) == 0 for the short segments of a path, without a call: overlapping word loads
+ * that never read outside either range. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i))
+                return false;
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    if (n >= 2)
+        return load16(a) == load16(b) && a[n - 1] == b[n - 1];
+    return n == 0 || a[0] == b[0];
+}
+
 static inline const rnode_t *static_child(const fa_router_t *r, const rnode_t *n, const char *s,
                                           size_t len, uint32_t h)
 {
@@ -525,52 +592,77 @@ static inline const rnode_t *static_child(const fa_router_t *r, const rnode_t *n
         const rslot_t *sl = &r->_slots[n->slots + j];
         if (sl->node == 0)
             return NULL;
-        if (sl->hash == h && sl->len == len && memcmp(r->_strs + sl->str, s, len) == 0)
+        if (sl->hash == h && sl->len == len && bytes_eq(r->_strs + sl->str, s, len))
             return &r->_nodes[sl->node];
         j = (j + 1) & n->slot_mask;
     }
 }
 
+/* What stays the same during one lookup, passed as one pointer. */
+typedef struct {
+    const fa_router_t *r;
+    const char *end;
+    unsigned m;
+    fa_route_match_t *out;
+} walk_t;
+
+static bool walk_alts(const walk_t *w, const rnode_t *n, const rnode_t *c, const char *seg,
+                      const char *e);
+
 /*
  * The depth-first search. q points at the '/' that starts the rest of the path, or at end when
- * the path is used up. Returns true with out->data set when a route for method m is found;
- * otherwise leaves out->nparams as it found it.
+ * the path is used up. Returns true with out->data set when a route for the method is found;
+ * otherwise leaves out->nparams as it found it. Nodes with only static children are followed in
+ * this loop; a node that also has a parameter or wildcard child hands over to walk_alts with a
+ * tail call, so an all-static path never recurses.
  */
-static bool walk(const fa_router_t *r, const rnode_t *n, const char *q, const char *end,
-                 unsigned m, fa_route_match_t *out)
+static bool walk(const walk_t *w, const rnode_t *n, const char *q)
 {
-    if (q == end) {
-        if (n->mask & (1u << m)) {
-            out->data = r->_data[n->data + m];
-            return true;
+    const fa_router_t *r = w->r;
+    for (;;) {
+        if (q == w->end) {
+            if (n->mask & (1u << w->m)) {
+                w->out->data = r->_data[n->data + w->m];
+                return true;
+            }
+            return false;
         }
-        return false;
+        const char *seg = q + 1, *e = seg_end(seg, w->end);
+        const rnode_t *c = static_child(r, n, seg, (size_t)(e - seg), seg_hash(seg, (size_t)(e - seg)));
+        if (FA_UNLIKELY(n->param | n->wild))
+            return walk_alts(w, n, c, seg, e);
+        if (!c)
+            return false;
+        n = c;
+        q = e;
     }
-    const char *seg = q + 1, *e = seg;
-    uint32_t h = HASH_SEED;
-    while (e < end && *e != '/')
-        h = h * 33 + (unsigned char)*e++;
-    size_t len = (size_t)(e - seg);
+}
 
-    const rnode_t *c = static_child(r, n, seg, len, h);
-    if (c && walk(r, c, e, end, m, out))
+/* The choices at a node with a parameter or wildcard child, in priority order: the static
+ * child c (may be NULL), the parameter (never for an empty segment), the wildcard. */
+static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n,
+                                                const rnode_t *c, const char *seg, const char *e)
+{
+    const fa_router_t *r = w->r;
+    fa_route_match_t *out = w->out;
+    if (c && walk(w, c, e))
         return true;
-    if (n->param && len > 0) {
+    if (n->param && e > seg) {
         const rnode_t *p = &r->_nodes[n->param];
         unsigned i = out->nparams++;
         out->params[i].name = (fa_str_t){r->_strs + p->name, p->name_len};
-        out->params[i].value = (fa_str_t){seg, len};
-        if (walk(r, p, e, end, m, out))
+        out->params[i].value = (fa_str_t){seg, (size_t)(e - seg)};
+        if (walk(w, p, e))
             return true;
         out->nparams = i;
     }
     if (n->wild) {
-        const rnode_t *w = &r->_nodes[n->wild];
-        if (w->mask & (1u << m)) {
+        const rnode_t *wn = &r->_nodes[n->wild];
+        if (wn->mask & (1u << w->m)) {
             unsigned i = out->nparams++;
-            out->params[i].name = (fa_str_t){r->_strs + w->name, w->name_len};
-            out->params[i].value = (fa_str_t){seg, (size_t)(end - seg)};
-            out->data = r->_data[w->data + m];
+            out->params[i].name = (fa_str_t){r->_strs + wn->name, wn->name_len};
+            out->params[i].value = (fa_str_t){seg, (size_t)(w->end - seg)};
+            out->data = r->_data[wn->data + w->m];
             return true;
         }
     }
@@ -583,14 +675,11 @@ static unsigned walk_methods(const fa_router_t *r, const rnode_t *n, const char 
 {
     if (q == end)
         return n->mask;
-    const char *seg = q + 1, *e = seg;
-    uint32_t h = HASH_SEED;
-    while (e < end && *e != '/')
-        h = h * 33 + (unsigned char)*e++;
+    const char *seg = q + 1, *e = seg_end(seg, end);
     size_t len = (size_t)(e - seg);
 
     unsigned set = 0;
-    const rnode_t *c = static_child(r, n, seg, len, h);
+    const rnode_t *c = static_child(r, n, seg, len, seg_hash(seg, len));
     if (c)
         set |= walk_methods(r, c, e, end);
     if (n->param && len > 0)
@@ -611,7 +700,8 @@ fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const cha
                     path[0] != '/'))
         return FA_ROUTE_NOT_FOUND;
     const char *end = path + len;
-    if (FA_LIKELY(walk(r, r->_nodes, path, end, (unsigned)m, out)))
+    walk_t w = {r, end, (unsigned)m, out};
+    if (FA_LIKELY(walk(&w, r->_nodes, path)))
         return FA_ROUTE_FOUND;
     out->nparams = 0;
     unsigned set = walk_methods(r, r->_nodes, path, end);
