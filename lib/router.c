@@ -1,0 +1,712 @@
+/*
+ * router.c — a segment trie, built from the config's routes and then frozen for lookups.
+ *
+ * Two representations live here. While routes are added, the trie is a tree of fa_malloc'd
+ * build nodes (bnode_t) that is easy to grow and to check for conflicts. fa_router_compile turns
+ * it into one allocation holding flat arrays indexed by 32-bit numbers: nodes, open-addressed
+ * hash tables of static children (one per node, power-of-two sized, at most half full), the
+ * payloads (one row of FA_METHOD__COUNT per node that ends a route, so dispatch is an index),
+ * the names and segment bytes, and the Allow strings for every method set. The build tree is
+ * freed then; lookups only read the frozen arrays, so a worker can share them without locks.
+ *
+ * Lookup walks the path one segment at a time: find the segment's end, hash it in constant time
+ * from a few word loads, probe the node's table, compare the bytes; a static child costs that. Backtracking is a
+ * depth-first search; since a node always sits at the same depth, each node is visited at most
+ * once per lookup, whatever the routes.
+ */
+#include "router.h"
+#include "alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- methods ---------------------------------------------------------------------------- */
+
+static const char *const method_names[FA_METHOD__COUNT] = {
+    [FA_METHOD_GET] = "GET",       [FA_METHOD_HEAD] = "HEAD",   [FA_METHOD_POST] = "POST",
+    [FA_METHOD_PUT] = "PUT",       [FA_METHOD_DELETE] = "DELETE", [FA_METHOD_PATCH] = "PATCH",
+    [FA_METHOD_OPTIONS] = "OPTIONS",
+};
+
+/* The Allow strings are indexed by a method bit set; a uint32_t holds it. */
+static_assert(FA_METHOD__COUNT <= 16, "method sets are uint16_t-sized bit masks");
+
+int fa_method_parse(const char *s, size_t len)
+{
+    for (int m = 0; m < FA_METHOD__COUNT; m++)
+        if (strlen(method_names[m]) == len && memcmp(method_names[m], s, len) == 0)
+            return m;
+    return -1;
+}
+
+const char *fa_method_name(fa_method_t m)
+{
+    return (unsigned)m < FA_METHOD__COUNT ? method_names[m] : NULL;
+}
+
+/* ---- build tree ------------------------------------------------------------------------- */
+
+typedef struct bnode bnode_t;
+struct bnode {
+    char *seg;  /* static: the segment bytes; param and wildcard: the name, without sigil */
+    size_t len;
+    bnode_t **kids; /* static children, in insertion order */
+    size_t nkids, capkids;
+    bnode_t *param, *wild;
+    unsigned mask; /* methods added for exactly this pattern */
+    void *data[FA_METHOD__COUNT];
+    uint32_t index; /* position in the frozen node array, set by compile */
+};
+
+/* ---- frozen layout ---------------------------------------------------------------------- */
+
+/* One slot of a node's static-children table; node == 0 marks an empty slot (0 is the root,
+ * which is nobody's child). */
+typedef struct {
+    uint32_t hash;
+    uint32_t len;
+    uint32_t str; /* offset of the segment bytes in _strs */
+    uint32_t node;
+} rslot_t;
+
+typedef struct {
+    uint32_t slots;     /* first slot of this node's table in _slots */
+    uint32_t slot_mask; /* table size - 1; nodes without static children share the empty slot 0 */
+    uint32_t param;     /* child node for ":name", 0 = none */
+    uint32_t wild;      /* child node for "*name", 0 = none */
+    uint32_t data;      /* first of this node's FA_METHOD__COUNT payloads in _data */
+    uint32_t mask;      /* methods answered here, HEAD included wherever GET is */
+    uint32_t name;      /* for a param or wildcard node: its name in _strs */
+    uint32_t name_len;
+} rnode_t;
+
+struct fa_router {
+    bnode_t *_root; /* build tree; NULL once compiled */
+    size_t _nroutes;
+    bool _compiled;
+
+    char *_arena; /* the one allocation behind everything below */
+    const rnode_t *_nodes;
+    const rslot_t *_slots;
+    void *const *_data;
+    const char *_strs;
+    const char *const *_allow; /* [1 << FA_METHOD__COUNT], indexed by method set */
+};
+
+static inline uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint16_t load16(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/*
+ * The hash of a segment, from its length and at most its first and last eight bytes: constant
+ * time, whatever the segment's length. Segments that agree on all of these collide, which only
+ * costs a probe, since a slot is taken after comparing every byte. The tables are fixed by the
+ * config, so a client cannot lengthen a probe sequence.
+ */
+static inline uint32_t seg_hash(const char *s, size_t n)
+{
+    uint64_t x;
+    if (n >= 8)
+        x = load64(s) ^ (load64(s + n - 8) << 7 | load64(s + n - 8) >> 57);
+    else if (n >= 4)
+        x = load32(s) | (uint64_t)load32(s + n - 4) << 32;
+    else if (n > 0)
+        x = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (uint64_t)(unsigned char)s[n - 1] << 16;
+    else
+        x = 0;
+    return (uint32_t)(((x ^ n) * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+/*
+ * The end of the segment starting at p: the next '/' or end. Eight bytes at a time while eight
+ * remain (the classic has-zero-byte test on p ^ "////////"; its false positives only sit above a
+ * real match, so the lowest flagged byte is the first '/'), then byte by byte.
+ */
+static inline const char *seg_end(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v = load64(p) ^ 0x2f2f2f2f2f2f2f2full;
+        uint64_t t = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+        if (t)
+            return p + (__builtin_ctzll(t) >> 3);
+        p += 8;
+    }
+    while (p < end && *p != '/')
+        p++;
+    return p;
+}
+
+fa_router_t *fa_router_new(void)
+{
+    fa_router_t *r = fa_calloc(1, sizeof(*r));
+    r->_root = fa_calloc(1, sizeof(bnode_t));
+    return r;
+}
+
+static void bnode_free(bnode_t *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->nkids; i++)
+        bnode_free(n->kids[i]);
+    bnode_free(n->param);
+    bnode_free(n->wild);
+    fa_free(n->kids);
+    fa_free(n->seg);
+    fa_free(n);
+}
+
+void fa_router_free(fa_router_t *r)
+{
+    if (!r)
+        return;
+    bnode_free(r->_root);
+    fa_free(r->_arena);
+    fa_free(r);
+}
+
+size_t fa_router_count(const fa_router_t *r)
+{
+    return r->_nroutes;
+}
+
+/* ---- adding routes ---------------------------------------------------------------------- */
+
+typedef enum { SEG_STATIC, SEG_PARAM, SEG_WILD } seg_kind_t;
+
+typedef struct {
+    seg_kind_t kind;
+    const char *ptr; /* static: the bytes; param and wildcard: the name after the sigil */
+    size_t len;
+    bool last;
+} seg_t;
+
+/* Splits the segment starting at *p (just after a '/') and advances *p past it and its '/'. */
+static void seg_next(const char **p, const char *end, seg_t *s)
+{
+    const char *b = *p, *e = memchr(b, '/', (size_t)(end - b));
+    if (!e)
+        e = end;
+    s->last = e == end;
+    s->kind = SEG_STATIC;
+    if (e > b && (*b == ':' || *b == '*')) {
+        s->kind = *b == ':' ? SEG_PARAM : SEG_WILD;
+        b++;
+    }
+    s->ptr = b;
+    s->len = (size_t)(e - b);
+    *p = s->last ? end : e + 1;
+}
+
+static bool name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Checks the pattern on its own, before anything touches the tree. */
+static int pattern_check(const char *pat, size_t n, char *err, size_t errlen)
+{
+    if (n == 0 || pat[0] != '/') {
+        snprintf(err, errlen, "pattern must start with '/'");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)pat[i];
+        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#') {
+            snprintf(err, errlen, "invalid character in pattern");
+            return -1;
+        }
+    }
+    seg_t names[FA_ROUTER_MAX_PARAMS];
+    unsigned nnames = 0;
+    const char *p = pat + 1, *end = pat + n;
+    seg_t s;
+    do {
+        seg_next(&p, end, &s);
+        if (s.kind == SEG_STATIC) {
+            if (s.len == 0 && !s.last) {
+                snprintf(err, errlen, "empty segment in pattern");
+                return -1;
+            }
+            continue;
+        }
+        char sigil = s.kind == SEG_PARAM ? ':' : '*';
+        if (s.len == 0) {
+            snprintf(err, errlen, "empty %s name", s.kind == SEG_PARAM ? "parameter" : "wildcard");
+            return -1;
+        }
+        if (!name_ok(s.ptr, s.len)) {
+            snprintf(err, errlen, "invalid parameter name '%c%.*s'", sigil, (int)s.len, s.ptr);
+            return -1;
+        }
+        if (s.kind == SEG_WILD && !s.last) {
+            snprintf(err, errlen, "wildcard '*%.*s' must be the last segment", (int)s.len,
+                     s.ptr);
+            return -1;
+        }
+        for (unsigned i = 0; i < nnames; i++) {
+            if (names[i].len == s.len && memcmp(names[i].ptr, s.ptr, s.len) == 0) {
+                snprintf(err, errlen, "duplicate parameter name '%c%.*s'", sigil, (int)s.len,
+                         s.ptr);
+                return -1;
+            }
+        }
+        if (nnames == FA_ROUTER_MAX_PARAMS) {
+            snprintf(err, errlen, "too many parameters (at most %d)", FA_ROUTER_MAX_PARAMS);
+            return -1;
+        }
+        names[nnames++] = s;
+    } while (!s.last);
+    return 0;
+}
+
+static bnode_t *kid_find(const bnode_t *n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n->nkids; i++)
+        if (n->kids[i]->len == len && memcmp(n->kids[i]->seg, s, len) == 0)
+            return n->kids[i];
+    return NULL;
+}
+
+/* The child of n for segment s, or NULL when the tree does not have it yet. */
+static bnode_t *child_of(const bnode_t *n, const seg_t *s)
+{
+    switch (s->kind) {
+    case SEG_STATIC:
+        return kid_find(n, s->ptr, s->len);
+    case SEG_PARAM:
+        return n->param;
+    default:
+        return n->wild;
+    }
+}
+
+static bnode_t *bnode_new(const seg_t *s)
+{
+    bnode_t *c = fa_calloc(1, sizeof(*c));
+    c->seg = fa_strndup(s->ptr, s->len);
+    c->len = s->len;
+    return c;
+}
+
+/* Walks the existing tree along a checked pattern and reports what would conflict: a different
+ * name at a parameter or wildcard position, or the same method on the same pattern. */
+static int pattern_conflicts(const bnode_t *n, fa_method_t m, const char *pat, size_t len,
+                             char *err, size_t errlen)
+{
+    const char *p = pat + 1, *end = pat + len;
+    seg_t s;
+    do {
+        seg_next(&p, end, &s);
+        const bnode_t *c = child_of(n, &s);
+        if (!c)
+            return 0;
+        if (s.kind != SEG_STATIC && (c->len != s.len || memcmp(c->seg, s.ptr, s.len) != 0)) {
+            char sigil = s.kind == SEG_PARAM ? ':' : '*';
+            snprintf(err, errlen, "conflicting %s names '%c%.*s' and '%c%s' at the same position",
+                     s.kind == SEG_PARAM ? "parameter" : "wildcard", sigil, (int)s.len, s.ptr,
+                     sigil, c->seg);
+            return -1;
+        }
+        n = c;
+    } while (!s.last);
+    if (n->mask & (1u << m)) {
+        snprintf(err, errlen, "duplicate route %s %.*s", method_names[m], (int)len, pat);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Runs at config load. Everything is checked before the tree changes, so a failed add leaves
+ * the router as it was and the caller can go on collecting errors from the other routes.
+ */
+int fa_router_add(fa_router_t *r, fa_method_t m, const char *pattern, void *data, char *err,
+                  size_t errlen)
+{
+    if (r->_compiled) {
+        snprintf(err, errlen, "router is already compiled");
+        return -1;
+    }
+    if ((unsigned)m >= FA_METHOD__COUNT) {
+        snprintf(err, errlen, "invalid method");
+        return -1;
+    }
+    size_t len = strlen(pattern);
+    if (pattern_check(pattern, len, err, errlen) < 0 ||
+        pattern_conflicts(r->_root, m, pattern, len, err, errlen) < 0)
+        return -1;
+
+    bnode_t *n = r->_root;
+    const char *p = pattern + 1, *end = pattern + len;
+    seg_t s;
+    do {
+        seg_next(&p, end, &s);
+        bnode_t *c = child_of(n, &s);
+        if (!c) {
+            c = bnode_new(&s);
+            if (s.kind == SEG_PARAM) {
+                n->param = c;
+            } else if (s.kind == SEG_WILD) {
+                n->wild = c;
+            } else {
+                if (n->nkids == n->capkids) {
+                    n->capkids = n->capkids ? n->capkids * 2 : 4;
+                    n->kids = fa_realloc(n->kids, n->capkids * sizeof(*n->kids));
+                }
+                n->kids[n->nkids++] = c;
+            }
+        }
+        n = c;
+    } while (!s.last);
+    n->mask |= 1u << m;
+    n->data[m] = data;
+    r->_nroutes++;
+    return 0;
+}
+
+/* ---- compiling -------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t nodes, slots, strs, data;
+} sizes_t;
+
+static size_t table_size(size_t nkids)
+{
+    size_t cap = 2;
+    while (cap < nkids * 2)
+        cap *= 2;
+    return cap;
+}
+
+/* Numbers the nodes in pre-order (the root gets 0) and adds up what each array needs. */
+static void size_tree(bnode_t *n, sizes_t *z)
+{
+    n->index = (uint32_t)z->nodes++;
+    z->strs += n->len + 1;
+    if (n->nkids)
+        z->slots += table_size(n->nkids);
+    if (n->mask)
+        z->data += FA_METHOD__COUNT;
+    for (size_t i = 0; i < n->nkids; i++)
+        size_tree(n->kids[i], z);
+    if (n->param)
+        size_tree(n->param, z);
+    if (n->wild)
+        size_tree(n->wild, z);
+}
+
+typedef struct {
+    rnode_t *nodes;
+    rslot_t *slots;
+    void **data;
+    char *strs;
+    size_t nslots, nstrs, ndata;
+} fill_t;
+
+static uint32_t str_put(fill_t *f, const char *s, size_t n)
+{
+    uint32_t off = (uint32_t)f->nstrs;
+    memcpy(f->strs + off, s, n);
+    f->strs[off + n] = '\0';
+    f->nstrs += n + 1;
+    return off;
+}
+
+static void fill_tree(const bnode_t *n, fill_t *f)
+{
+    rnode_t *rn = &f->nodes[n->index];
+    /* The root's and static nodes' bytes live in their parent's slot; the name here is only
+     * read for parameter and wildcard nodes. */
+    rn->name = str_put(f, n->seg ? n->seg : "", n->len);
+    rn->name_len = (uint32_t)n->len;
+    rn->param = n->param ? n->param->index : 0;
+    rn->wild = n->wild ? n->wild->index : 0;
+    rn->mask = n->mask;
+    if (n->mask) {
+        rn->data = (uint32_t)f->ndata;
+        for (int m = 0; m < FA_METHOD__COUNT; m++)
+            f->data[f->ndata + m] = n->data[m];
+        if ((n->mask & (1u << FA_METHOD_GET)) && !(n->mask & (1u << FA_METHOD_HEAD))) {
+            rn->mask |= 1u << FA_METHOD_HEAD;
+            f->data[f->ndata + FA_METHOD_HEAD] = n->data[FA_METHOD_GET];
+        }
+        f->ndata += FA_METHOD__COUNT;
+    }
+    if (n->nkids) {
+        size_t cap = table_size(n->nkids);
+        rn->slots = (uint32_t)f->nslots;
+        rn->slot_mask = (uint32_t)(cap - 1);
+        f->nslots += cap;
+        for (size_t i = 0; i < n->nkids; i++) {
+            const bnode_t *k = n->kids[i];
+            uint32_t h = seg_hash(k->seg, k->len);
+            size_t j = h & (cap - 1);
+            while (f->slots[rn->slots + j].node != 0)
+                j = (j + 1) & (cap - 1);
+            rslot_t *sl = &f->slots[rn->slots + j];
+            sl->hash = h;
+            sl->len = (uint32_t)k->len;
+            sl->str = rn->name; /* placeholder, fixed below once the child's bytes are placed */
+            sl->node = k->index;
+        }
+    }
+    for (size_t i = 0; i < n->nkids; i++)
+        fill_tree(n->kids[i], f);
+    if (n->param)
+        fill_tree(n->param, f);
+    if (n->wild)
+        fill_tree(n->wild, f);
+    /* Now every static child has its bytes in _strs: point the slots at them. */
+    for (uint32_t j = 0; n->nkids && j <= rn->slot_mask; j++) {
+        rslot_t *sl = &f->slots[rn->slots + j];
+        if (sl->node)
+            sl->str = f->nodes[sl->node].name;
+    }
+}
+
+/* Bytes of "GET, HEAD, POST" for a method set, NUL included. */
+static size_t allow_len(unsigned set)
+{
+    size_t n = 1;
+    for (int m = 0; m < FA_METHOD__COUNT; m++)
+        if (set & (1u << m))
+            n += strlen(method_names[m]) + 2;
+    return n;
+}
+
+/*
+ * Runs once at config load, after the last add. Sizes everything first so the frozen router is
+ * a single allocation, then fills it and frees the build tree.
+ */
+int fa_router_compile(fa_router_t *r)
+{
+    if (r->_compiled)
+        return 0;
+    sizes_t z = {0};
+    z.slots = 1; /* slot 0: the shared empty table of nodes without static children */
+    size_tree(r->_root, &z);
+
+    size_t nsets = (size_t)1 << FA_METHOD__COUNT, allow_bytes = 0;
+    for (size_t set = 0; set < nsets; set++)
+        allow_bytes += allow_len((unsigned)set);
+
+    size_t off_nodes = 0;
+    size_t off_slots = FA_ALIGN_UP(off_nodes + z.nodes * sizeof(rnode_t), 16);
+    size_t off_data = FA_ALIGN_UP(off_slots + z.slots * sizeof(rslot_t), 16);
+    size_t off_allowp = FA_ALIGN_UP(off_data + z.data * sizeof(void *), 16);
+    size_t off_strs = FA_ALIGN_UP(off_allowp + nsets * sizeof(char *), 16);
+    size_t off_allow = off_strs + z.strs;
+    size_t total = off_allow + allow_bytes;
+
+    char *a = fa_calloc(1, total);
+    fill_t f = {
+        .nodes = (rnode_t *)(a + off_nodes),
+        .slots = (rslot_t *)(a + off_slots),
+        .data = (void **)(a + off_data),
+        .strs = a + off_strs,
+        .nslots = 1,
+    };
+    fill_tree(r->_root, &f);
+    assert(f.nslots == z.slots && f.nstrs == z.strs && f.ndata == z.data);
+
+    const char **allow = (const char **)(a + off_allowp);
+    char *w = a + off_allow;
+    for (size_t set = 0; set < nsets; set++) {
+        allow[set] = w;
+        for (int m = 0; m < FA_METHOD__COUNT; m++) {
+            if (!(set & (1u << m)))
+                continue;
+            if (w != allow[set]) {
+                memcpy(w, ", ", 2);
+                w += 2;
+            }
+            size_t n = strlen(method_names[m]);
+            memcpy(w, method_names[m], n);
+            w += n;
+        }
+        *w++ = '\0';
+    }
+    assert(w <= a + total);
+
+    r->_arena = a;
+    r->_nodes = f.nodes;
+    r->_slots = f.slots;
+    r->_data = f.data;
+    r->_strs = f.strs;
+    r->_allow = allow;
+    bnode_free(r->_root);
+    r->_root = NULL;
+    r->_compiled = true;
+    return 0;
+}
+
+/* ---- lookup ----------------------------------------------------------------------------- */
+
+/* memcmp(a, b, n) == 0 for the short segments of a path, without a call: overlapping word loads
+ * that never read outside either range. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i))
+                return false;
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    if (n >= 2)
+        return load16(a) == load16(b) && a[n - 1] == b[n - 1];
+    return n == 0 || a[0] == b[0];
+}
+
+static inline const rnode_t *static_child(const fa_router_t *r, const rnode_t *n, const char *s,
+                                          size_t len, uint32_t h)
+{
+    uint32_t j = h & n->slot_mask;
+    for (;;) {
+        const rslot_t *sl = &r->_slots[n->slots + j];
+        if (sl->node == 0)
+            return NULL;
+        if (sl->hash == h && sl->len == len && bytes_eq(r->_strs + sl->str, s, len))
+            return &r->_nodes[sl->node];
+        j = (j + 1) & n->slot_mask;
+    }
+}
+
+/* What stays the same during one lookup, passed as one pointer. */
+typedef struct {
+    const fa_router_t *r;
+    const char *end;
+    unsigned m;
+    fa_route_match_t *out;
+} walk_t;
+
+static bool walk_alts(const walk_t *w, const rnode_t *n, const rnode_t *c, const char *seg,
+                      const char *e);
+
+/*
+ * The depth-first search. q points at the '/' that starts the rest of the path, or at end when
+ * the path is used up. Returns true with out->data set when a route for the method is found;
+ * otherwise leaves out->nparams as it found it. Nodes with only static children are followed in
+ * this loop; a node that also has a parameter or wildcard child hands over to walk_alts with a
+ * tail call, so an all-static path never recurses.
+ */
+static bool walk(const walk_t *w, const rnode_t *n, const char *q)
+{
+    const fa_router_t *r = w->r;
+    for (;;) {
+        if (q == w->end) {
+            if (n->mask & (1u << w->m)) {
+                w->out->data = r->_data[n->data + w->m];
+                return true;
+            }
+            return false;
+        }
+        const char *seg = q + 1, *e = seg_end(seg, w->end);
+        const rnode_t *c = static_child(r, n, seg, (size_t)(e - seg), seg_hash(seg, (size_t)(e - seg)));
+        if (FA_UNLIKELY(n->param | n->wild))
+            return walk_alts(w, n, c, seg, e);
+        if (!c)
+            return false;
+        n = c;
+        q = e;
+    }
+}
+
+/* The choices at a node with a parameter or wildcard child, in priority order: the static
+ * child c (may be NULL), the parameter (never for an empty segment), the wildcard. */
+static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n,
+                                                const rnode_t *c, const char *seg, const char *e)
+{
+    const fa_router_t *r = w->r;
+    fa_route_match_t *out = w->out;
+    if (c && walk(w, c, e))
+        return true;
+    if (n->param && e > seg) {
+        const rnode_t *p = &r->_nodes[n->param];
+        unsigned i = out->nparams++;
+        out->params[i].name = (fa_str_t){r->_strs + p->name, p->name_len};
+        out->params[i].value = (fa_str_t){seg, (size_t)(e - seg)};
+        if (walk(w, p, e))
+            return true;
+        out->nparams = i;
+    }
+    if (n->wild) {
+        const rnode_t *wn = &r->_nodes[n->wild];
+        if (wn->mask & (1u << w->m)) {
+            unsigned i = out->nparams++;
+            out->params[i].name = (fa_str_t){r->_strs + wn->name, wn->name_len};
+            out->params[i].value = (fa_str_t){seg, (size_t)(w->end - seg)};
+            out->data = r->_data[wn->data + w->m];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The same search, for the 405 answer: the methods of every route that matches the path. */
+static unsigned walk_methods(const fa_router_t *r, const rnode_t *n, const char *q,
+                             const char *end)
+{
+    if (q == end)
+        return n->mask;
+    const char *seg = q + 1, *e = seg_end(seg, end);
+    size_t len = (size_t)(e - seg);
+
+    unsigned set = 0;
+    const rnode_t *c = static_child(r, n, seg, len, seg_hash(seg, len));
+    if (c)
+        set |= walk_methods(r, c, e, end);
+    if (n->param && len > 0)
+        set |= walk_methods(r, &r->_nodes[n->param], e, end);
+    if (n->wild)
+        set |= r->_nodes[n->wild].mask;
+    return set;
+}
+
+fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path,
+                                  size_t len, fa_route_match_t *out)
+{
+    assert(r->_compiled && "fa_router_compile must run before fa_router_match");
+    out->data = NULL;
+    out->nparams = 0;
+    out->allow = NULL;
+    if (FA_UNLIKELY(!r->_compiled || (unsigned)m >= FA_METHOD__COUNT || len == 0 ||
+                    path[0] != '/'))
+        return FA_ROUTE_NOT_FOUND;
+    const char *end = path + len;
+    walk_t w = {r, end, (unsigned)m, out};
+    if (FA_LIKELY(walk(&w, r->_nodes, path)))
+        return FA_ROUTE_FOUND;
+    out->nparams = 0;
+    unsigned set = walk_methods(r, r->_nodes, path, end);
+    if (set == 0)
+        return FA_ROUTE_NOT_FOUND;
+    out->allow = r->_allow[set];
+    return FA_ROUTE_METHOD_NOT_ALLOWED;
+}
