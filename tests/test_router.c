@@ -536,3 +536,143 @@ Test(router, match_allocates_nothing)
     cr_assert_gt(found, 0u, "the loop did look routes up");
     fa_router_free(r);
 }
+
+/* ---- segment scanning: lengths around the word size, collisions, wide tables ------------ */
+
+/* Matches a copy of s in a buffer of exactly len bytes, so that ASan catches any read past the
+ * end of the caller's path. The copy is freed before returning; only data and nparams are kept. */
+static fa_route_result_t match_exact(const fa_router_t *r, fa_method_t m, const char *s,
+                                     size_t len, void **data, unsigned *nparams)
+{
+    char *buf = fa_malloc(len);
+    memcpy(buf, s, len);
+    fa_route_match_t out;
+    fa_route_result_t res = fa_router_match(r, m, buf, len, &out);
+    *data = out.data;
+    *nparams = out.nparams;
+    fa_free(buf);
+    return res;
+}
+
+Test(router, segment_lengths_around_the_word_size)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz";
+    enum { MAXL = 24 };
+    static int last[MAXL + 1], inner[MAXL + 1];
+    fa_router_t *r = fa_router_new();
+    char err[128], pat[64];
+    for (int l = 1; l <= MAXL; l++) {
+        snprintf(pat, sizeof(pat), "/k/%.*s", l, alpha);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &last[l], err, sizeof(err)), 0);
+        snprintf(pat, sizeof(pat), "/k/%.*s/t", l, alpha);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &inner[l], err, sizeof(err)), 0);
+    }
+    fa_router_compile(r);
+    for (int l = 1; l <= MAXL; l++) {
+        char path[64];
+        void *data;
+        unsigned np;
+        int n = snprintf(path, sizeof(path), "/k/%.*s", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND,
+                     "%s", path);
+        cr_assert_eq(data, &last[l], "%s", path);
+        n = snprintf(path, sizeof(path), "/k/%.*s/t", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND,
+                     "%s", path);
+        cr_assert_eq(data, &inner[l], "%s", path);
+        /* The same length with the last byte changed, and one byte more: both misses. */
+        n = snprintf(path, sizeof(path), "/k/%.*sZ", l - 1, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np),
+                     FA_ROUTE_NOT_FOUND, "%s", path);
+        n = snprintf(path, sizeof(path), "/k/%.*sZ/t", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np),
+                     FA_ROUTE_NOT_FOUND, "%s", path);
+        /* First byte changed: differs inside the first word only. */
+        n = snprintf(path, sizeof(path), "/k/Z%.*s", l - 1, alpha + 1);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np),
+                     FA_ROUTE_NOT_FOUND, "%s", path);
+    }
+    fa_router_free(r);
+}
+
+Test(router, long_segments_sharing_their_first_word_are_told_apart)
+{
+    fa_router_t *r = fa_router_new();
+    char err[128];
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa-1-zzzzzzzz", "1", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa-2-zzzzzzzz", "2", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa", "short", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/c/aaaaaaaa-1-zzzzzzzz", "1"},
+        {"/c/aaaaaaaa-2-zzzzzzzz", "2"},
+        {"/c/aaaaaaaa", "short"},
+        {"/c/aaaaaaaa-3-zzzzzzzz", NULL},
+        {"/c/aaaaaaaa-1-zzzzzzzZ", NULL},
+        {"/c/aaaaaaaa-1-zzzzzzz", NULL},
+        {"/c/aaaaaaa", NULL},
+    };
+    for (size_t i = 0; i < FA_ARRAY_SIZE(cases); i++) {
+        void *data;
+        unsigned np;
+        fa_route_result_t res =
+            match_exact(r, FA_METHOD_GET, cases[i].path, strlen(cases[i].path), &data, &np);
+        if (cases[i].want) {
+            cr_assert_eq(res, FA_ROUTE_FOUND, "%s", cases[i].path);
+            cr_assert_str_eq(data, cases[i].want, "%s", cases[i].path);
+        } else {
+            cr_assert_eq(res, FA_ROUTE_NOT_FOUND, "%s", cases[i].path);
+        }
+    }
+    fa_router_free(r);
+}
+
+Test(router, wide_node_with_two_hundred_static_children_and_a_parameter)
+{
+    enum { N = 200 };
+    static int payload[N];
+    fa_router_t *r = fa_router_new();
+    char err[128], pat[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(pat, sizeof(pat), "/r%d", i);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &payload[i], err, sizeof(err)), 0);
+    }
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/:x", "param", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    for (int i = 0; i < N; i++) {
+        char path[32];
+        void *data;
+        unsigned np;
+        int n = snprintf(path, sizeof(path), "/r%d", i);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND);
+        cr_assert_eq(data, &payload[i], "%s", path);
+        cr_assert_eq(np, 0);
+    }
+    fa_route_match_t m;
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/r200", 5, &m), FA_ROUTE_FOUND);
+    cr_assert_str_eq(m.data, "param");
+    cr_assert_eq(m.nparams, 1);
+    fa_router_free(r);
+}
+
+Test(router, raw_bytes_high_and_nul)
+{
+    fa_router_t *r = fa_router_new();
+    char err[128];
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/caf\xc3\xa9", "cafe", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/ab", "ab", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/p/:v", "param", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    fa_route_match_t m;
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/caf\xc3\xa9", 6, &m), FA_ROUTE_FOUND);
+    cr_assert_str_eq(m.data, "cafe");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/caf%C3%A9", 10, &m), FA_ROUTE_NOT_FOUND,
+                 "no percent-decoding");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/ab\0", 4, &m), FA_ROUTE_NOT_FOUND,
+                 "a NUL byte is part of the segment, not its end");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/p/\0", 4, &m), FA_ROUTE_FOUND);
+    cr_assert_eq(m.params[0].value.len, 1);
+    fa_router_free(r);
+}
