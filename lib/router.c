@@ -24,13 +24,13 @@
 /* ---- methods ---------------------------------------------------------------------------- */
 
 static const char *const method_names[FA_METHOD__COUNT] = {
-    [FA_METHOD_GET] = "GET",       [FA_METHOD_HEAD] = "HEAD",   [FA_METHOD_POST] = "POST",
-    [FA_METHOD_PUT] = "PUT",       [FA_METHOD_DELETE] = "DELETE", [FA_METHOD_PATCH] = "PATCH",
+    [FA_METHOD_GET] = "GET",         [FA_METHOD_HEAD] = "HEAD",     [FA_METHOD_POST] = "POST",
+    [FA_METHOD_PUT] = "PUT",         [FA_METHOD_DELETE] = "DELETE", [FA_METHOD_PATCH] = "PATCH",
     [FA_METHOD_OPTIONS] = "OPTIONS",
 };
 
-/* The Allow strings are indexed by a method bit set; a uint32_t holds it. */
-static_assert(FA_METHOD__COUNT <= 16, "method sets are uint16_t-sized bit masks");
+/* Method sets are bit masks, and compile builds one Allow string per set: keep the enum small. */
+static_assert(FA_METHOD__COUNT <= 10, "the Allow table has 2^FA_METHOD__COUNT strings");
 
 int fa_method_parse(const char *s, size_t len)
 {
@@ -49,7 +49,7 @@ const char *fa_method_name(fa_method_t m)
 
 typedef struct bnode bnode_t;
 struct bnode {
-    char *seg;  /* static: the segment bytes; param and wildcard: the name, without sigil */
+    char *seg; /* static: the segment bytes; param and wildcard: the name, without sigil */
     size_t len;
     bnode_t **kids; /* static children, in insertion order */
     size_t nkids, capkids;
@@ -107,8 +107,8 @@ static inline uint64_t load32(const char *p)
     return v;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
+#define ONES    0x0101010101010101ull
+#define HIGHS   0x8080808080808080ull
 #define SLASHES 0x2f2f2f2f2f2f2f2full
 
 /* The table index of a segment key. */
@@ -131,7 +131,8 @@ static uint64_t seg_head(const char *s, size_t n)
  * may flag bytes above a real '/', never below, so the lowest flagged byte is the first '/'.
  * Never reads outside [seg, end).
  */
-static inline __attribute__((always_inline)) const char *seg_scan(const char *seg, const char *end, uint64_t *head)
+static inline __attribute__((always_inline)) const char *seg_scan(const char *seg, const char *end,
+                                                                  uint64_t *head)
 {
     if (FA_LIKELY(end - seg >= 8)) {
         uint64_t w = load64(seg), v = w ^ SLASHES;
@@ -281,8 +282,7 @@ static int pattern_check(const char *pat, size_t n, char *err, size_t errlen)
             return -1;
         }
         if (s.kind == SEG_WILD && !s.last) {
-            snprintf(err, errlen, "wildcard '*%.*s' must be the last segment", (int)s.len,
-                     s.ptr);
+            snprintf(err, errlen, "wildcard '*%.*s' must be the last segment", (int)s.len, s.ptr);
             return -1;
         }
         for (unsigned i = 0; i < nnames; i++) {
@@ -631,8 +631,8 @@ static bool walk(const walk_t *w, const rnode_t *n, const char *q)
 
 /* The choices at a node with a parameter or wildcard child, in priority order: the static
  * child c (may be NULL), the parameter (never for an empty segment), the wildcard. */
-static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n,
-                                                const rnode_t *c, const char *seg, const char *e)
+static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n, const rnode_t *c,
+                                                const char *seg, const char *e)
 {
     fa_route_match_t *out = w->out;
     if (c && walk(w, c, e))
@@ -681,15 +681,14 @@ static unsigned walk_methods(const rnode_t *n, const char *q, const char *end)
     return set;
 }
 
-fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path,
-                                  size_t len, fa_route_match_t *out)
+fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path, size_t len,
+                                  fa_route_match_t *out)
 {
     assert(r->_compiled && "fa_router_compile must run before fa_router_match");
     out->data = NULL;
     out->nparams = 0;
     out->allow = NULL;
-    if (FA_UNLIKELY(!r->_compiled || (unsigned)m >= FA_METHOD__COUNT || len == 0 ||
-                    path[0] != '/'))
+    if (FA_UNLIKELY(!r->_compiled || (unsigned)m >= FA_METHOD__COUNT || len == 0 || path[0] != '/'))
         return FA_ROUTE_NOT_FOUND;
     const char *end = path + len;
     walk_t w = {end, (unsigned)m, out};
