@@ -3,14 +3,15 @@
  *
  * Two representations live here. While routes are added, the trie is a tree of fa_malloc'd
  * build nodes (bnode_t) that is easy to grow and to check for conflicts. fa_router_compile turns
- * it into one allocation holding flat arrays indexed by 32-bit numbers: nodes, open-addressed
+ * it into one allocation holding flat arrays linked by pointers: nodes, open-addressed
  * hash tables of static children (one per node, power-of-two sized, at most half full), the
  * payloads (one row of FA_METHOD__COUNT per node that ends a route, so dispatch is an index),
  * the names and segment bytes, and the Allow strings for every method set. The build tree is
  * freed then; lookups only read the frozen arrays, so a worker can share them without locks.
  *
- * Lookup walks the path one segment at a time: find the segment's end, hash it in constant time
- * from a few word loads, probe the node's table, compare the bytes; a static child costs that. Backtracking is a
+ * Lookup walks the path one segment at a time: one word load finds where a short segment ends
+ * and gives its key (length and first eight bytes), one probe of the node's table and a compare
+ * of two words find the static child; longer segments cost a few more words. Backtracking is a
  * depth-first search; since a node always sits at the same depth, each node is visited at most
  * once per lookup, whatever the routes.
  */
@@ -23,13 +24,13 @@
 /* ---- methods ---------------------------------------------------------------------------- */
 
 static const char *const method_names[FA_METHOD__COUNT] = {
-    [FA_METHOD_GET] = "GET",       [FA_METHOD_HEAD] = "HEAD",   [FA_METHOD_POST] = "POST",
-    [FA_METHOD_PUT] = "PUT",       [FA_METHOD_DELETE] = "DELETE", [FA_METHOD_PATCH] = "PATCH",
+    [FA_METHOD_GET] = "GET",         [FA_METHOD_HEAD] = "HEAD",     [FA_METHOD_POST] = "POST",
+    [FA_METHOD_PUT] = "PUT",         [FA_METHOD_DELETE] = "DELETE", [FA_METHOD_PATCH] = "PATCH",
     [FA_METHOD_OPTIONS] = "OPTIONS",
 };
 
-/* The Allow strings are indexed by a method bit set; a uint32_t holds it. */
-static_assert(FA_METHOD__COUNT <= 16, "method sets are uint16_t-sized bit masks");
+/* Method sets are bit masks, and compile builds one Allow string per set: keep the enum small. */
+static_assert(FA_METHOD__COUNT <= 10, "the Allow table has 2^FA_METHOD__COUNT strings");
 
 int fa_method_parse(const char *s, size_t len)
 {
@@ -48,7 +49,7 @@ const char *fa_method_name(fa_method_t m)
 
 typedef struct bnode bnode_t;
 struct bnode {
-    char *seg;  /* static: the segment bytes; param and wildcard: the name, without sigil */
+    char *seg; /* static: the segment bytes; param and wildcard: the name, without sigil */
     size_t len;
     bnode_t **kids; /* static children, in insertion order */
     size_t nkids, capkids;
@@ -60,36 +61,35 @@ struct bnode {
 
 /* ---- frozen layout ---------------------------------------------------------------------- */
 
-/* One slot of a node's static-children table; node == 0 marks an empty slot (0 is the root,
- * which is nobody's child). */
+typedef struct rnode rnode_t;
+
+/* One slot of a node's static-children table. A segment's key is its length and its first eight
+ * bytes (fewer are zero-padded), so a segment of up to eight bytes is matched by comparing two
+ * words; a longer one also compares its remaining bytes. node == NULL marks an empty slot. */
 typedef struct {
-    uint32_t hash;
-    uint32_t len;
-    uint32_t str; /* offset of the segment bytes in _strs */
-    uint32_t node;
+    uint64_t head;
+    uint64_t len;
+    const char *str; /* the whole segment, in the router's strings */
+    const rnode_t *node;
 } rslot_t;
 
-typedef struct {
-    uint32_t slots;     /* first slot of this node's table in _slots */
-    uint32_t slot_mask; /* table size - 1; nodes without static children share the empty slot 0 */
-    uint32_t param;     /* child node for ":name", 0 = none */
-    uint32_t wild;      /* child node for "*name", 0 = none */
-    uint32_t data;      /* first of this node's FA_METHOD__COUNT payloads in _data */
-    uint32_t mask;      /* methods answered here, HEAD included wherever GET is */
-    uint32_t name;      /* for a param or wildcard node: its name in _strs */
-    uint32_t name_len;
-} rnode_t;
+struct rnode {
+    const rslot_t *slots; /* this node's table; nodes without static children share an empty one */
+    uint32_t slot_mask;   /* table size - 1 */
+    uint32_t mask;        /* methods answered here, HEAD included wherever GET is */
+    const rnode_t *param; /* child for ":name", or NULL */
+    const rnode_t *wild;  /* child for "*name", or NULL */
+    void *const *data;    /* FA_METHOD__COUNT payloads, indexed by method; NULL when mask is 0 */
+    fa_str_t name;        /* parameter or wildcard name, without sigil */
+};
 
 struct fa_router {
     bnode_t *_root; /* build tree; NULL once compiled */
     size_t _nroutes;
     bool _compiled;
 
-    char *_arena; /* the one allocation behind everything below */
+    char *_arena; /* the one allocation behind everything below; nodes[0] is the root */
     const rnode_t *_nodes;
-    const rslot_t *_slots;
-    void *const *_data;
-    const char *_strs;
     const char *const *_allow; /* [1 << FA_METHOD__COUNT], indexed by method set */
 };
 
@@ -100,58 +100,76 @@ static inline uint64_t load64(const char *p)
     return v;
 }
 
-static inline uint32_t load32(const char *p)
+static inline uint64_t load32(const char *p)
 {
     uint32_t v;
     memcpy(&v, p, sizeof(v));
     return v;
 }
 
-static inline uint16_t load16(const char *p)
+#define ONES    0x0101010101010101ull
+#define HIGHS   0x8080808080808080ull
+#define SLASHES 0x2f2f2f2f2f2f2f2full
+
+/* The table index of a segment key. */
+static inline uint32_t seg_hash(uint64_t head, size_t len)
 {
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
+    return (uint32_t)((head * 0x9e3779b97f4a7c15ull) >> 32) + (uint32_t)len;
+}
+
+/* The key head of segment bytes known to hold no '/' (compile time). */
+static uint64_t seg_head(const char *s, size_t n)
+{
+    uint64_t v = 0;
+    memcpy(&v, s, n < 8 ? n : 8);
     return v;
 }
 
 /*
- * The hash of a segment, from its length and at most its first and last eight bytes: constant
- * time, whatever the segment's length. Segments that agree on all of these collide, which only
- * costs a probe, since a slot is taken after comparing every byte. The tables are fixed by the
- * config, so a client cannot lengthen a probe sequence.
+ * Finds the end of the segment starting at seg (the next '/' or end) and its key head, reading
+ * the path a word at a time. The has-zero-byte test on w ^ "////////"
+ * may flag bytes above a real '/', never below, so the lowest flagged byte is the first '/'.
+ * Never reads outside [seg, end).
  */
-static inline uint32_t seg_hash(const char *s, size_t n)
+static inline __attribute__((always_inline)) const char *seg_scan(const char *seg, const char *end,
+                                                                  uint64_t *head)
 {
-    uint64_t x;
-    if (n >= 8)
-        x = load64(s) ^ (load64(s + n - 8) << 7 | load64(s + n - 8) >> 57);
-    else if (n >= 4)
-        x = load32(s) | (uint64_t)load32(s + n - 4) << 32;
-    else if (n > 0)
-        x = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
-            (uint64_t)(unsigned char)s[n - 1] << 16;
-    else
-        x = 0;
-    return (uint32_t)(((x ^ n) * 0x9e3779b97f4a7c15ull) >> 32);
-}
-
-/*
- * The end of the segment starting at p: the next '/' or end. Eight bytes at a time while eight
- * remain (the classic has-zero-byte test on p ^ "////////"; its false positives only sit above a
- * real match, so the lowest flagged byte is the first '/'), then byte by byte.
- */
-static inline const char *seg_end(const char *p, const char *end)
-{
-    while (end - p >= 8) {
-        uint64_t v = load64(p) ^ 0x2f2f2f2f2f2f2f2full;
-        uint64_t t = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
-        if (t)
-            return p + (__builtin_ctzll(t) >> 3);
-        p += 8;
+    if (FA_LIKELY(end - seg >= 8)) {
+        uint64_t w = load64(seg), v = w ^ SLASHES;
+        uint64_t t = (v - ONES) & ~v & HIGHS;
+        if (t) {
+            unsigned n = (unsigned)__builtin_ctzll(t) >> 3; /* 0..7 */
+            *head = w & ((1ull << (n * 8)) - 1);
+            return seg + n;
+        }
+        *head = w;
+        const char *p = seg + 8;
+        while (end - p >= 8) {
+            v = load64(p) ^ SLASHES;
+            t = (v - ONES) & ~v & HIGHS;
+            if (t)
+                return p + (__builtin_ctzll(t) >> 3);
+            p += 8;
+        }
+        while (p < end && *p != '/')
+            p++;
+        return p;
     }
-    while (p < end && *p != '/')
-        p++;
-    return p;
+    /* Fewer than eight bytes left: gather them into one word with overlapping loads, the
+     * bytes past end reading as zero (so not as '/'), and search it the same way. */
+    size_t r = (size_t)(end - seg);
+    uint64_t w;
+    if (r >= 4)
+        w = load32(seg) | (uint64_t)load32(end - 4) << (8 * (r - 4));
+    else if (r > 0)
+        w = (uint64_t)(unsigned char)seg[0] | (uint64_t)(unsigned char)seg[r / 2] << (8 * (r / 2)) |
+            (uint64_t)(unsigned char)seg[r - 1] << (8 * (r - 1));
+    else
+        w = 0;
+    uint64_t v = w ^ SLASHES, t = (v - ONES) & ~v & HIGHS;
+    size_t n = t ? (size_t)__builtin_ctzll(t) >> 3 : r;
+    *head = w & ((1ull << (n * 8)) - 1);
+    return seg + n;
 }
 
 fa_router_t *fa_router_new(void)
@@ -264,8 +282,7 @@ static int pattern_check(const char *pat, size_t n, char *err, size_t errlen)
             return -1;
         }
         if (s.kind == SEG_WILD && !s.last) {
-            snprintf(err, errlen, "wildcard '*%.*s' must be the last segment", (int)s.len,
-                     s.ptr);
+            snprintf(err, errlen, "wildcard '*%.*s' must be the last segment", (int)s.len, s.ptr);
             return -1;
         }
         for (unsigned i = 0; i < nnames; i++) {
@@ -428,52 +445,30 @@ typedef struct {
     size_t nslots, nstrs, ndata;
 } fill_t;
 
-static uint32_t str_put(fill_t *f, const char *s, size_t n)
-{
-    uint32_t off = (uint32_t)f->nstrs;
-    memcpy(f->strs + off, s, n);
-    f->strs[off + n] = '\0';
-    f->nstrs += n + 1;
-    return off;
-}
-
+/* Fills the frozen node of n and its subtree. Every node's bytes are copied (for a static node
+ * they are what its parent's slot compares against; for the others, the name handed out). */
 static void fill_tree(const bnode_t *n, fill_t *f)
 {
     rnode_t *rn = &f->nodes[n->index];
-    /* The root's and static nodes' bytes live in their parent's slot; the name here is only
-     * read for parameter and wildcard nodes. */
-    rn->name = str_put(f, n->seg ? n->seg : "", n->len);
-    rn->name_len = (uint32_t)n->len;
-    rn->param = n->param ? n->param->index : 0;
-    rn->wild = n->wild ? n->wild->index : 0;
+    char *str = f->strs + f->nstrs;
+    if (n->len)
+        memcpy(str, n->seg, n->len);
+    str[n->len] = '\0';
+    f->nstrs += n->len + 1;
+    rn->name = (fa_str_t){str, n->len};
+    rn->param = n->param ? &f->nodes[n->param->index] : NULL;
+    rn->wild = n->wild ? &f->nodes[n->wild->index] : NULL;
     rn->mask = n->mask;
     if (n->mask) {
-        rn->data = (uint32_t)f->ndata;
+        void **row = f->data + f->ndata;
+        f->ndata += FA_METHOD__COUNT;
         for (int m = 0; m < FA_METHOD__COUNT; m++)
-            f->data[f->ndata + m] = n->data[m];
+            row[m] = n->data[m];
         if ((n->mask & (1u << FA_METHOD_GET)) && !(n->mask & (1u << FA_METHOD_HEAD))) {
             rn->mask |= 1u << FA_METHOD_HEAD;
-            f->data[f->ndata + FA_METHOD_HEAD] = n->data[FA_METHOD_GET];
+            row[FA_METHOD_HEAD] = n->data[FA_METHOD_GET];
         }
-        f->ndata += FA_METHOD__COUNT;
-    }
-    if (n->nkids) {
-        size_t cap = table_size(n->nkids);
-        rn->slots = (uint32_t)f->nslots;
-        rn->slot_mask = (uint32_t)(cap - 1);
-        f->nslots += cap;
-        for (size_t i = 0; i < n->nkids; i++) {
-            const bnode_t *k = n->kids[i];
-            uint32_t h = seg_hash(k->seg, k->len);
-            size_t j = h & (cap - 1);
-            while (f->slots[rn->slots + j].node != 0)
-                j = (j + 1) & (cap - 1);
-            rslot_t *sl = &f->slots[rn->slots + j];
-            sl->hash = h;
-            sl->len = (uint32_t)k->len;
-            sl->str = rn->name; /* placeholder, fixed below once the child's bytes are placed */
-            sl->node = k->index;
-        }
+        rn->data = row;
     }
     for (size_t i = 0; i < n->nkids; i++)
         fill_tree(n->kids[i], f);
@@ -481,11 +476,26 @@ static void fill_tree(const bnode_t *n, fill_t *f)
         fill_tree(n->param, f);
     if (n->wild)
         fill_tree(n->wild, f);
-    /* Now every static child has its bytes in _strs: point the slots at them. */
-    for (uint32_t j = 0; n->nkids && j <= rn->slot_mask; j++) {
-        rslot_t *sl = &f->slots[rn->slots + j];
-        if (sl->node)
-            sl->str = f->nodes[sl->node].name;
+
+    rn->slots = f->slots; /* the shared empty table, slot 0 */
+    rn->slot_mask = 0;
+    if (n->nkids) {
+        size_t cap = table_size(n->nkids);
+        rslot_t *t = f->slots + f->nslots;
+        f->nslots += cap;
+        for (size_t i = 0; i < n->nkids; i++) {
+            const bnode_t *k = n->kids[i];
+            uint64_t head = seg_head(k->seg, k->len);
+            size_t j = seg_hash(head, k->len) & (cap - 1);
+            while (t[j].node)
+                j = (j + 1) & (cap - 1);
+            t[j].head = head;
+            t[j].len = k->len;
+            t[j].str = f->nodes[k->index].name.ptr; /* filled by the recursion above */
+            t[j].node = &f->nodes[k->index];
+        }
+        rn->slots = t;
+        rn->slot_mask = (uint32_t)(cap - 1);
     }
 }
 
@@ -495,7 +505,7 @@ static size_t allow_len(unsigned set)
     size_t n = 1;
     for (int m = 0; m < FA_METHOD__COUNT; m++)
         if (set & (1u << m))
-            n += strlen(method_names[m]) + 2;
+            n += strlen(method_names[m]) + (n > 1 ? 2 : 0);
     return n;
 }
 
@@ -551,13 +561,10 @@ int fa_router_compile(fa_router_t *r)
         }
         *w++ = '\0';
     }
-    assert(w <= a + total);
+    assert(w == a + total);
 
     r->_arena = a;
     r->_nodes = f.nodes;
-    r->_slots = f.slots;
-    r->_data = f.data;
-    r->_strs = f.strs;
     r->_allow = allow;
     bnode_free(r->_root);
     r->_root = NULL;
@@ -567,40 +574,24 @@ int fa_router_compile(fa_router_t *r)
 
 /* ---- lookup ----------------------------------------------------------------------------- */
 
-/* memcmp(a, b, n) == 0 for the short segments of a path, without a call: overlapping word loads
- * that never read outside either range. */
-static inline bool bytes_eq(const char *a, const char *b, size_t n)
+/* The static child of n for the segment [seg, seg + len) with key head, or NULL. */
+static inline const rnode_t *static_child(const rnode_t *n, const char *seg, size_t len,
+                                          uint64_t head)
 {
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8)
-            if (load64(a + i) != load64(b + i))
-                return false;
-        return load64(a + n - 8) == load64(b + n - 8);
-    }
-    if (n >= 4)
-        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
-    if (n >= 2)
-        return load16(a) == load16(b) && a[n - 1] == b[n - 1];
-    return n == 0 || a[0] == b[0];
-}
-
-static inline const rnode_t *static_child(const fa_router_t *r, const rnode_t *n, const char *s,
-                                          size_t len, uint32_t h)
-{
-    uint32_t j = h & n->slot_mask;
+    uint32_t j = seg_hash(head, len) & n->slot_mask;
     for (;;) {
-        const rslot_t *sl = &r->_slots[n->slots + j];
-        if (sl->node == 0)
+        const rslot_t *sl = &n->slots[j];
+        if (!sl->node)
             return NULL;
-        if (sl->hash == h && sl->len == len && bytes_eq(r->_strs + sl->str, s, len))
-            return &r->_nodes[sl->node];
+        if (sl->head == head && sl->len == len &&
+            (len <= 8 || memcmp(sl->str + 8, seg + 8, len - 8) == 0))
+            return sl->node;
         j = (j + 1) & n->slot_mask;
     }
 }
 
 /* What stays the same during one lookup, passed as one pointer. */
 typedef struct {
-    const fa_router_t *r;
     const char *end;
     unsigned m;
     fa_route_match_t *out;
@@ -618,18 +609,18 @@ static bool walk_alts(const walk_t *w, const rnode_t *n, const rnode_t *c, const
  */
 static bool walk(const walk_t *w, const rnode_t *n, const char *q)
 {
-    const fa_router_t *r = w->r;
     for (;;) {
         if (q == w->end) {
             if (n->mask & (1u << w->m)) {
-                w->out->data = r->_data[n->data + w->m];
+                w->out->data = n->data[w->m];
                 return true;
             }
             return false;
         }
-        const char *seg = q + 1, *e = seg_end(seg, w->end);
-        const rnode_t *c = static_child(r, n, seg, (size_t)(e - seg), seg_hash(seg, (size_t)(e - seg)));
-        if (FA_UNLIKELY(n->param | n->wild))
+        uint64_t head;
+        const char *seg = q + 1, *e = seg_scan(seg, w->end, &head);
+        const rnode_t *c = static_child(n, seg, (size_t)(e - seg), head);
+        if (FA_UNLIKELY(n->param || n->wild))
             return walk_alts(w, n, c, seg, e);
         if (!c)
             return false;
@@ -640,71 +631,71 @@ static bool walk(const walk_t *w, const rnode_t *n, const char *q)
 
 /* The choices at a node with a parameter or wildcard child, in priority order: the static
  * child c (may be NULL), the parameter (never for an empty segment), the wildcard. */
-static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n,
-                                                const rnode_t *c, const char *seg, const char *e)
+static __attribute__((noinline)) bool walk_alts(const walk_t *w, const rnode_t *n, const rnode_t *c,
+                                                const char *seg, const char *e)
 {
-    const fa_router_t *r = w->r;
     fa_route_match_t *out = w->out;
     if (c && walk(w, c, e))
         return true;
     if (n->param && e > seg) {
-        const rnode_t *p = &r->_nodes[n->param];
         unsigned i = out->nparams++;
-        out->params[i].name = (fa_str_t){r->_strs + p->name, p->name_len};
+        out->params[i].name = n->param->name;
         out->params[i].value = (fa_str_t){seg, (size_t)(e - seg)};
-        if (walk(w, p, e))
-            return true;
-        out->nparams = i;
-    }
-    if (n->wild) {
-        const rnode_t *wn = &r->_nodes[n->wild];
-        if (wn->mask & (1u << w->m)) {
-            unsigned i = out->nparams++;
-            out->params[i].name = (fa_str_t){r->_strs + wn->name, wn->name_len};
-            out->params[i].value = (fa_str_t){seg, (size_t)(w->end - seg)};
-            out->data = r->_data[wn->data + w->m];
+        if (e == w->end) { /* the usual last segment: settle it here rather than recurse */
+            if (n->param->mask & (1u << w->m)) {
+                out->data = n->param->data[w->m];
+                return true;
+            }
+        } else if (walk(w, n->param, e)) {
             return true;
         }
+        out->nparams = i;
+    }
+    if (n->wild && (n->wild->mask & (1u << w->m))) {
+        unsigned i = out->nparams++;
+        out->params[i].name = n->wild->name;
+        out->params[i].value = (fa_str_t){seg, (size_t)(w->end - seg)};
+        out->data = n->wild->data[w->m];
+        return true;
     }
     return false;
 }
 
 /* The same search, for the 405 answer: the methods of every route that matches the path. */
-static unsigned walk_methods(const fa_router_t *r, const rnode_t *n, const char *q,
-                             const char *end)
+static unsigned walk_methods(const rnode_t *n, const char *q, const char *end)
 {
     if (q == end)
         return n->mask;
-    const char *seg = q + 1, *e = seg_end(seg, end);
+    uint64_t head;
+    const char *seg = q + 1, *e = seg_scan(seg, end, &head);
     size_t len = (size_t)(e - seg);
 
     unsigned set = 0;
-    const rnode_t *c = static_child(r, n, seg, len, seg_hash(seg, len));
+    const rnode_t *c = static_child(n, seg, len, head);
     if (c)
-        set |= walk_methods(r, c, e, end);
+        set |= walk_methods(c, e, end);
     if (n->param && len > 0)
-        set |= walk_methods(r, &r->_nodes[n->param], e, end);
+        set |= walk_methods(n->param, e, end);
     if (n->wild)
-        set |= r->_nodes[n->wild].mask;
+        set |= n->wild->mask;
     return set;
 }
 
-fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path,
-                                  size_t len, fa_route_match_t *out)
+fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path, size_t len,
+                                  fa_route_match_t *out)
 {
     assert(r->_compiled && "fa_router_compile must run before fa_router_match");
     out->data = NULL;
     out->nparams = 0;
     out->allow = NULL;
-    if (FA_UNLIKELY(!r->_compiled || (unsigned)m >= FA_METHOD__COUNT || len == 0 ||
-                    path[0] != '/'))
+    if (FA_UNLIKELY(!r->_compiled || (unsigned)m >= FA_METHOD__COUNT || len == 0 || path[0] != '/'))
         return FA_ROUTE_NOT_FOUND;
     const char *end = path + len;
-    walk_t w = {r, end, (unsigned)m, out};
+    walk_t w = {end, (unsigned)m, out};
     if (FA_LIKELY(walk(&w, r->_nodes, path)))
         return FA_ROUTE_FOUND;
     out->nparams = 0;
-    unsigned set = walk_methods(r, r->_nodes, path, end);
+    unsigned set = walk_methods(r->_nodes, path, end);
     if (set == 0)
         return FA_ROUTE_NOT_FOUND;
     out->allow = r->_allow[set];

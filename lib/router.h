@@ -119,8 +119,8 @@ typedef enum {
  * safe to call from any thread on a compiled router. On FA_ROUTE_FOUND out->data and the
  * parameters are set; on FA_ROUTE_NOT_FOUND out->nparams is 0 and data and allow are NULL.
  */
-fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path,
-                                  size_t len, fa_route_match_t *out);
+fa_route_result_t fa_router_match(const fa_router_t *r, fa_method_t m, const char *path, size_t len,
+                                  fa_route_match_t *out);
 
 /** Number of routes added (each method+pattern counts once). */
 size_t fa_router_count(const fa_router_t *r);

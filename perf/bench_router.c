@@ -94,7 +94,7 @@ static const lookup_t lookups[] = {
     {"miss", FA_METHOD_GET, "/api/v1/nothing/here", FA_ROUTE_NOT_FOUND},
 };
 
-#define RUNS 7
+#define RUNS  7
 #define ITERS 2000000
 
 static volatile uintptr_t sink;
@@ -104,8 +104,8 @@ static fa_router_t *build(void)
     fa_router_t *r = fa_router_new();
     char err[128];
     for (size_t i = 0; i < FA_ARRAY_SIZE(api); i++) {
-        if (fa_router_add(r, api[i].method, api[i].pattern, (void *)&api[i], err,
-                          sizeof(err)) < 0) {
+        if (fa_router_add(r, api[i].method, api[i].pattern, (void *)&api[i], err, sizeof(err)) <
+            0) {
             fprintf(stderr, "bench_router: %s: %s\n", api[i].pattern, err);
             exit(1);
         }
@@ -157,8 +157,8 @@ static double instr_per_op(const char *self, const char *kind)
         snprintf(count, sizeof(count), "%ld", n);
         if (!freopen("/dev/null", "w", stderr)) /* valgrind's banner is noise here */
             _exit(127);
-        execlp("valgrind", "valgrind", "--tool=callgrind", "--toggle-collect=fa_router_match",
-               file, self, "--one", kind, count, (char *)NULL);
+        execlp("valgrind", "valgrind", "--tool=callgrind", "--toggle-collect=fa_router_match", file,
+               self, "--one", kind, count, (char *)NULL);
         _exit(127);
     }
     int status;

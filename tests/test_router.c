@@ -58,8 +58,7 @@ static fa_router_t *table_router(void)
     for (size_t i = 0; i < FA_ARRAY_SIZE(table); i++) {
         snprintf(payloads[i], sizeof(payloads[i]), "%s %s", fa_method_name(table[i].method),
                  table[i].pattern);
-        int rc = fa_router_add(r, table[i].method, table[i].pattern, payloads[i], err,
-                               sizeof(err));
+        int rc = fa_router_add(r, table[i].method, table[i].pattern, payloads[i], err, sizeof(err));
         cr_assert_eq(rc, 0, "adding %s: %s", payloads[i], err);
     }
     cr_assert_eq(fa_router_compile(r), 0);
@@ -88,9 +87,18 @@ typedef struct {
     const char *allow;  /* expected Allow list, for FA_ROUTE_METHOD_NOT_ALLOWED */
 } match_case_t;
 
-#define FOUND(d, m, p, route, params) {d, FA_METHOD_##m, p, FA_ROUTE_FOUND, route, params, NULL}
-#define MISSING(d, m, p) {d, FA_METHOD_##m, p, FA_ROUTE_NOT_FOUND, NULL, "", NULL}
-#define NOT_ALLOWED(d, m, p, allow) {d, FA_METHOD_##m, p, FA_ROUTE_METHOD_NOT_ALLOWED, NULL, "", allow}
+#define FOUND(d, m, p, route, params)                                                              \
+    {                                                                                              \
+        d, FA_METHOD_##m, p, FA_ROUTE_FOUND, route, params, NULL                                   \
+    }
+#define MISSING(d, m, p)                                                                           \
+    {                                                                                              \
+        d, FA_METHOD_##m, p, FA_ROUTE_NOT_FOUND, NULL, "", NULL                                    \
+    }
+#define NOT_ALLOWED(d, m, p, allow)                                                                \
+    {                                                                                              \
+        d, FA_METHOD_##m, p, FA_ROUTE_METHOD_NOT_ALLOWED, NULL, "", allow                          \
+    }
 
 static const match_case_t match_cases[] = {
     /* static */
@@ -114,8 +122,7 @@ static const match_case_t match_cases[] = {
     FOUND("one parameter", GET, "/users/42", "GET /users/:id", "id=42"),
     FOUND("parameter, other method", PUT, "/users/42", "PUT /users/:id", "id=42"),
     FOUND("parameter then static", GET, "/users/42/posts", "GET /users/:id/posts", "id=42"),
-    FOUND("two parameters", GET, "/users/42/posts/7", "GET /users/:id/posts/:post",
-          "id=42;post=7"),
+    FOUND("two parameters", GET, "/users/42/posts/7", "GET /users/:id/posts/:post", "id=42;post=7"),
     FOUND("raw bytes: no percent-decoding", GET, "/users/a%2Fb", "GET /users/:id", "id=a%2Fb"),
     MISSING("empty segment never fills a parameter", GET, "/users//posts"),
     MISSING("empty last segment never fills a parameter", GET, "/users/"),
@@ -135,8 +142,7 @@ static const match_case_t match_cases[] = {
     /* wildcard */
     FOUND("empty wildcard", GET, "/files/", "GET /files/*path", "path="),
     FOUND("deep wildcard", GET, "/files/a/b/c.txt", "GET /files/*path", "path=a/b/c.txt"),
-    FOUND("wildcard keeps empty segments raw", GET, "/files//x/", "GET /files/*path",
-          "path=/x/"),
+    FOUND("wildcard keeps empty segments raw", GET, "/files//x/", "GET /files/*path", "path=/x/"),
     MISSING("wildcard needs the slash before it", GET, "/files"),
     /* 405 and the Allow list */
     NOT_ALLOWED("405 on a static route", DELETE, "/event", "POST"),
@@ -236,7 +242,8 @@ static const add_case_t add_cases[] = {
     {"wildcard not last", FA_METHOD_GET, "/f/*rest/x", "wildcard '*rest' must be the last segment"},
     {"wildcard before trailing slash", FA_METHOD_GET, "/f/*rest/",
      "wildcard '*rest' must be the last segment"},
-    {"same name twice in a pattern", FA_METHOD_GET, "/a/:id/b/:id", "duplicate parameter name ':id'"},
+    {"same name twice in a pattern", FA_METHOD_GET, "/a/:id/b/:id",
+     "duplicate parameter name ':id'"},
     {"parameter and wildcard with one name", FA_METHOD_GET, "/a/:id/*id",
      "duplicate parameter name '*id'"},
     {"nine parameters", FA_METHOD_GET, "/:a/:b/:c/:d/:e/:f/:g/:h/:i",
@@ -271,15 +278,14 @@ ParameterizedTest(size_t *ci, router, add)
     fa_router_t *r = fa_router_new();
     char err[128];
     for (size_t i = 0; i < FA_ARRAY_SIZE(add_base); i++)
-        cr_assert_eq(fa_router_add(r, add_base[i].method, add_base[i].pattern, NULL, err,
-                                   sizeof(err)), 0);
+        cr_assert_eq(
+            fa_router_add(r, add_base[i].method, add_base[i].pattern, NULL, err, sizeof(err)), 0);
     strcpy(err, "untouched");
     int rc = fa_router_add(r, c->method, c->pattern, (void *)c, err, sizeof(err));
     if (c->err) {
         cr_assert_eq(rc, -1, "%s: \"%s\" must be refused", c->desc, c->pattern);
         cr_assert_str_eq(err, c->err, "%s: message", c->desc);
-        cr_assert_eq(fa_router_count(r), FA_ARRAY_SIZE(add_base), "%s: router unchanged",
-                     c->desc);
+        cr_assert_eq(fa_router_count(r), FA_ARRAY_SIZE(add_base), "%s: router unchanged", c->desc);
     } else {
         cr_assert_eq(rc, 0, "%s: \"%s\" refused: %s", c->desc, c->pattern, err);
         cr_assert_str_eq(err, "untouched", "%s: no message on success", c->desc);
@@ -343,8 +349,8 @@ Test(router, eight_parameters_all_handed_out)
 {
     fa_router_t *r = fa_router_new();
     char err[128];
-    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/:a/:b/:c/:d/:e/:f/:g/*h", "x", err,
-                               sizeof(err)), 0, "%s", err);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/:a/:b/:c/:d/:e/:f/:g/*h", "x", err, sizeof(err)),
+                 0, "%s", err);
     fa_router_compile(r);
     fa_route_match_t m;
     const char *path = "/1/2/3/4/5/6/7/8/9";
@@ -479,8 +485,8 @@ static void concrete(const char *pattern, char *buf, size_t cap, char *params, s
             char val[32];
             snprintf(val, sizeof(val), *p == ':' ? "v%u" : "w/x.y", seg);
             n += (size_t)snprintf(buf + n, cap - n, "%s", val);
-            pn += (size_t)snprintf(params + pn, pcap - pn, "%s%.*s=%s", pn ? ";" : "",
-                                   (int)len - 1, p + 1, val);
+            pn += (size_t)snprintf(params + pn, pcap - pn, "%s%.*s=%s", pn ? ";" : "", (int)len - 1,
+                                   p + 1, val);
         } else {
             memcpy(buf + n, p, len);
             n += len;
@@ -495,8 +501,9 @@ Test(router, fifty_route_table_reaches_every_route)
     fa_router_t *r = fa_router_new();
     char err[128];
     for (size_t i = 0; i < FA_ARRAY_SIZE(api); i++)
-        cr_assert_eq(fa_router_add(r, api[i].method, api[i].pattern, (void *)&api[i], err,
-                                   sizeof(err)), 0, "%s: %s", api[i].pattern, err);
+        cr_assert_eq(
+            fa_router_add(r, api[i].method, api[i].pattern, (void *)&api[i], err, sizeof(err)), 0,
+            "%s: %s", api[i].pattern, err);
     fa_router_compile(r);
     for (size_t i = 0; i < FA_ARRAY_SIZE(api); i++) {
         char path[128], want[128], got[256];
@@ -528,11 +535,152 @@ Test(router, match_allocates_nothing)
         for (size_t i = 0; i < FA_ARRAY_SIZE(match_cases); i++) {
             const match_case_t *c = &match_cases[i];
             fa_route_match_t m;
-            found += fa_router_match(r, c->method, c->path, strlen(c->path), &m) ==
-                     FA_ROUTE_FOUND;
+            found += fa_router_match(r, c->method, c->path, strlen(c->path), &m) == FA_ROUTE_FOUND;
         }
     }
     cr_assert_eq(fa_alloc_count(), before, "fa_router_match called the allocator");
     cr_assert_gt(found, 0u, "the loop did look routes up");
+    fa_router_free(r);
+}
+
+/* ---- segment scanning: lengths around the word size, collisions, wide tables ------------ */
+
+/* Matches a copy of s in a buffer of exactly len bytes, so that ASan catches any read past the
+ * end of the caller's path. The copy is freed before returning; only data and nparams are kept. */
+static fa_route_result_t match_exact(const fa_router_t *r, fa_method_t m, const char *s, size_t len,
+                                     void **data, unsigned *nparams)
+{
+    char *buf = fa_malloc(len);
+    memcpy(buf, s, len);
+    fa_route_match_t out;
+    fa_route_result_t res = fa_router_match(r, m, buf, len, &out);
+    *data = out.data;
+    *nparams = out.nparams;
+    fa_free(buf);
+    return res;
+}
+
+Test(router, segment_lengths_around_the_word_size)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz";
+    enum { MAXL = 24 };
+    static int last[MAXL + 1], inner[MAXL + 1];
+    fa_router_t *r = fa_router_new();
+    char err[128], pat[64];
+    for (int l = 1; l <= MAXL; l++) {
+        snprintf(pat, sizeof(pat), "/k/%.*s", l, alpha);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &last[l], err, sizeof(err)), 0);
+        snprintf(pat, sizeof(pat), "/k/%.*s/t", l, alpha);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &inner[l], err, sizeof(err)), 0);
+    }
+    fa_router_compile(r);
+    for (int l = 1; l <= MAXL; l++) {
+        char path[64];
+        void *data;
+        unsigned np;
+        int n = snprintf(path, sizeof(path), "/k/%.*s", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND,
+                     "%s", path);
+        cr_assert_eq(data, &last[l], "%s", path);
+        n = snprintf(path, sizeof(path), "/k/%.*s/t", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND,
+                     "%s", path);
+        cr_assert_eq(data, &inner[l], "%s", path);
+        /* The same length with the last byte changed, and one byte more: both misses. */
+        n = snprintf(path, sizeof(path), "/k/%.*sZ", l - 1, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_NOT_FOUND,
+                     "%s", path);
+        n = snprintf(path, sizeof(path), "/k/%.*sZ/t", l, alpha);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_NOT_FOUND,
+                     "%s", path);
+        /* First byte changed: differs inside the first word only. */
+        n = snprintf(path, sizeof(path), "/k/Z%.*s", l - 1, alpha + 1);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_NOT_FOUND,
+                     "%s", path);
+    }
+    fa_router_free(r);
+}
+
+Test(router, long_segments_sharing_their_first_word_are_told_apart)
+{
+    fa_router_t *r = fa_router_new();
+    char err[128];
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa-1-zzzzzzzz", "1", err, sizeof(err)),
+                 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa-2-zzzzzzzz", "2", err, sizeof(err)),
+                 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/c/aaaaaaaa", "short", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/c/aaaaaaaa-1-zzzzzzzz", "1"},
+        {"/c/aaaaaaaa-2-zzzzzzzz", "2"},
+        {"/c/aaaaaaaa", "short"},
+        {"/c/aaaaaaaa-3-zzzzzzzz", NULL},
+        {"/c/aaaaaaaa-1-zzzzzzzZ", NULL},
+        {"/c/aaaaaaaa-1-zzzzzzz", NULL},
+        {"/c/aaaaaaa", NULL},
+    };
+    for (size_t i = 0; i < FA_ARRAY_SIZE(cases); i++) {
+        void *data;
+        unsigned np;
+        fa_route_result_t res =
+            match_exact(r, FA_METHOD_GET, cases[i].path, strlen(cases[i].path), &data, &np);
+        if (cases[i].want) {
+            cr_assert_eq(res, FA_ROUTE_FOUND, "%s", cases[i].path);
+            cr_assert_str_eq(data, cases[i].want, "%s", cases[i].path);
+        } else {
+            cr_assert_eq(res, FA_ROUTE_NOT_FOUND, "%s", cases[i].path);
+        }
+    }
+    fa_router_free(r);
+}
+
+Test(router, wide_node_with_two_hundred_static_children_and_a_parameter)
+{
+    enum { N = 200 };
+    static int payload[N];
+    fa_router_t *r = fa_router_new();
+    char err[128], pat[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(pat, sizeof(pat), "/r%d", i);
+        cr_assert_eq(fa_router_add(r, FA_METHOD_GET, pat, &payload[i], err, sizeof(err)), 0);
+    }
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/:x", "param", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    for (int i = 0; i < N; i++) {
+        char path[32];
+        void *data;
+        unsigned np;
+        int n = snprintf(path, sizeof(path), "/r%d", i);
+        cr_assert_eq(match_exact(r, FA_METHOD_GET, path, (size_t)n, &data, &np), FA_ROUTE_FOUND);
+        cr_assert_eq(data, &payload[i], "%s", path);
+        cr_assert_eq(np, 0);
+    }
+    fa_route_match_t m;
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/r200", 5, &m), FA_ROUTE_FOUND);
+    cr_assert_str_eq(m.data, "param");
+    cr_assert_eq(m.nparams, 1);
+    fa_router_free(r);
+}
+
+Test(router, raw_bytes_high_and_nul)
+{
+    fa_router_t *r = fa_router_new();
+    char err[128];
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/caf\xc3\xa9", "cafe", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/ab", "ab", err, sizeof(err)), 0);
+    cr_assert_eq(fa_router_add(r, FA_METHOD_GET, "/p/:v", "param", err, sizeof(err)), 0);
+    fa_router_compile(r);
+    fa_route_match_t m;
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/caf\xc3\xa9", 6, &m), FA_ROUTE_FOUND);
+    cr_assert_str_eq(m.data, "cafe");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/caf%C3%A9", 10, &m), FA_ROUTE_NOT_FOUND,
+                 "no percent-decoding");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/ab\0", 4, &m), FA_ROUTE_NOT_FOUND,
+                 "a NUL byte is part of the segment, not its end");
+    cr_assert_eq(fa_router_match(r, FA_METHOD_GET, "/p/\0", 4, &m), FA_ROUTE_FOUND);
+    cr_assert_eq(m.params[0].value.len, 1);
     fa_router_free(r);
 }
