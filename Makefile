@@ -34,7 +34,7 @@ LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
-FA_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Ilib -I$(LLHTTP_INC) $(CFLAGS)
+FA_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -iquote lib -I$(LLHTTP_INC) $(CFLAGS)
 LIBS      := -lev -lyaml -lsystemd -lm -pthread
 ifeq ($(MALLOC),jemalloc)
 FA_CFLAGS += -DFA_WITH_JEMALLOC

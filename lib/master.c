@@ -429,7 +429,7 @@ static void finish_reload(master_t *m)
 
 /* ---- main loop ---- */
 
-static void on_ready_byte(master_t *m, proc_t *p)
+static void on_ready_byte(proc_t *p)
 {
     char b;
     ssize_t n = read(p->ready_fd, &b, 1);
@@ -547,7 +547,7 @@ static int master_loop(master_t *m)
         }
         for (nfds_t i = 1; rc > 0 && i < n; i++)
             if (pfds[i].revents)
-                on_ready_byte(m, owners[i]);
+                on_ready_byte(owners[i]);
         if (rc > 0 && (pfds[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
             while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))

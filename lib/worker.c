@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "cpu.h"
 #include "log.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -103,6 +104,9 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
         fa_log_error("cannot create the event loop");
         return 1;
     }
+    static fa_sched_t sched; /* lives as long as the process */
+    fa_sched_init(&sched, w->loop, NULL);
+    w->sched = &sched;
     w->naccept = nlisten;
     w->accept = fa_calloc(nlisten, sizeof(*w->accept));
     for (unsigned i = 0; i < nlisten; i++) {
@@ -149,6 +153,13 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
 
     ev_run(w->loop, 0);
 
+    /* A second stop signal (the master forwards one, an operator may send another) must not
+     * kill the process with the default action once the watchers are gone. */
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < FA_ARRAY_SIZE(sigs); i++)
+        sigaddset(&block, sigs[i].signo);
+    sigprocmask(SIG_BLOCK, &block, NULL);
     /* Restore the references taken away above before stopping the watchers. */
     for (size_t i = 0; i < FA_ARRAY_SIZE(sigs); i++) {
         ev_ref(w->loop);
@@ -161,6 +172,9 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     ev_timer_stop(w->loop, &w->stop_timer);
     fa_conn_free_all(w);
     fa_app_worker_fini(w->app, w);
+    uint32_t live = fa_sched_fini(w->sched);
+    if (live)
+        fa_log_warn("%u futures still live at exit", live);
     fa_free(w->accept);
     return 0;
 }

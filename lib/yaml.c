@@ -9,7 +9,7 @@
 #include "yaml.h"
 #include "alloc.h"
 
-#include <yaml_libyaml.h> /* angle brackets: found through -Ilib, so #include_next works */
+#include <yaml.h> /* libyaml: lib/ is searched only for quoted includes (-iquote) */
 
 #include <errno.h>
 #include <fcntl.h>
