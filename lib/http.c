@@ -306,11 +306,11 @@ void fa__http_error(fa_conn_t *c, llhttp_errno_t err)
 {
     int status = 400;
     const char *msg = llhttp_get_error_reason(&c->parser);
-    switch (err) {
-    case HPE_USER:
-        status = c->err_status ? c->err_status : 500;
-        msg = c->err_msg ? c->err_msg : "internal error";
-        break;
+    if (c->err_status) {
+        /* One of our callbacks refused the request (llhttp reports HPE_USER or HPE_CB_*). */
+        status = c->err_status;
+        msg = c->err_msg;
+    } else switch (err) {
     case HPE_INVALID_VERSION:
         status = 505;
         msg = "HTTP version not supported";
