@@ -70,6 +70,30 @@ static const uint8_t str_class[256] = {
     [0 ... 0x1f] = 1, ['\\'] = 2, ['"'] = 3, [0x80 ... 0xff] = 4,
 };
 
+/* Eight bytes at a time (SWAR): a mask with the high bit set in each byte that is below 0x20, a
+ * backslash, a quote or >= 0x80. Borrows only spread upwards from a real hit, so the lowest set
+ * bit is exact, which is all the callers use. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t load8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+static inline uint64_t zero_bytes(uint64_t x)
+{
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t special_bytes(uint64_t x)
+{
+    return ((x - ONES * 0x20) & ~x & HIGHS) | zero_bytes(x ^ (ONES * '\\')) |
+           zero_bytes(x ^ (ONES * '"')) | (x & HIGHS);
+}
+
 /* Bytes that end a primitive in the root-primitive path. */
 static inline bool ends_primitive(unsigned char c)
 {
@@ -242,9 +266,25 @@ static size_t check_escape(const char *p, const char *e, const char **why)
 static int check_string(ctx_t *c, size_t start, size_t end)
 {
     const char *s = c->buf + start, *e = c->buf + end, *p = s;
+    /* Offsets up to this one can load 8 bytes without leaving the input. */
+    size_t load_max = c->len >= 8 ? c->len - 8 : 0;
+    bool can_load = c->len >= 8;
     int escaped = 0;
     const char *why;
     while (p < e) {
+        /* Skip plain ASCII eight bytes at a time; a short string may load bytes past its end
+         * (still inside the input) which are masked off. */
+        if (can_load && (size_t)(p - c->buf) <= load_max) {
+            uint64_t m = special_bytes(load8(p));
+            size_t left = (size_t)(e - p);
+            if (left < 8)
+                m &= (1ULL << (left * 8)) - 1;
+            if (!m) {
+                p += left < 8 ? left : 8;
+                continue;
+            }
+            p += __builtin_ctzll(m) >> 3;
+        }
         unsigned char ch = (unsigned char)*p;
         switch (str_class[ch]) {
         case 0:
@@ -748,9 +788,21 @@ static int prescan(ctx_t *c, size_t *bound)
     for (size_t i = 0; i < len; i++) {
         switch (b[i]) {
         case '"':
-            for (i++; i < len && b[i] != '"'; i++)
-                if (b[i] == '\\')
+            for (i++; i < len && b[i] != '"'; i++) {
+                while (i + 8 <= len) {
+                    uint64_t x = load8(b + i);
+                    uint64_t m = zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\'));
+                    if (m) {
+                        i += __builtin_ctzll(m) >> 3;
+                        break;
+                    }
+                    i += 8;
+                }
+                if (i < len && b[i] == '\\')
                     i++;
+                else if (i >= len || b[i] == '"')
+                    break;
+            }
             break;
         case '[':
         case '{':
