@@ -54,11 +54,10 @@ static void tpl_put(tpl_t *t, const char *s, size_t n)
     if (t->len + n > t->cap) {
         size_t cap = FA_MAX(t->cap * 2, t->len + n + 64);
         char *nb = fa_pool_alloc(t->p->arena, cap);
-        memcpy(nb, t->buf, t->len);
-        /* literal segments already cut point into the old buffer, which stays valid (arena) */
-        t->buf = nb;
+        if (t->len)
+            memcpy(nb, t->buf, t->len);
+        t->buf = nb; /* the old buffer stays in the arena until the app is freed */
         t->cap = cap;
-        t->lit_start = FA_MIN(t->lit_start, t->len);
     }
     memcpy(t->buf + t->len, s, n);
     t->len += n;
