@@ -95,10 +95,15 @@ void fa__future_stop_timers(fa_sched_t *sched)
 
 static void on_settled(fa_task_t *task);
 
-void fa__post(fa_fut_t *s)
+static inline void post(fa_fut_t *s)
 {
     s->flags |= FA__F_QUEUED;
     fa_sched_post(s->sched, &s->task, on_settled);
+}
+
+void fa__post(fa_fut_t *s)
+{
+    post(s);
 }
 
 static inline fa_result_t result_of(const fa_fut_t *s)
@@ -126,14 +131,34 @@ void fa__link(fa_fut_t *c, fa_fut_t *u, uint32_t idx)
     u->sib = c->upstream;
     c->upstream = u;
     if (u->state != FA_FUT_PENDING)
-        fa__post(u);
+        post(u);
 }
 
 /* Gives c its result and queues it for its consumer. A follow result makes c adopt another
  * future instead: c becomes a pass-through whose single input is that future. */
+static void settle_follow(fa_fut_t *c, fa_result_t r);
+
+static inline void settle(fa_fut_t *c, fa_result_t r)
+{
+    if (FA_UNLIKELY(r.state == FA_FUT_FOLLOW)) {
+        settle_follow(c, r);
+        return;
+    }
+    c->state = (uint8_t)r.state;
+    c->value = r.value;
+    c->upstream = NULL;
+    if (c->consumer)
+        post(c);
+}
+
 void fa__settle(fa_fut_t *c, fa_result_t r)
 {
-    if (r.state == FA_FUT_FOLLOW) {
+    settle(c, r);
+}
+
+static void settle_follow(fa_fut_t *c, fa_result_t r)
+{
+    {
         fa_fut_t *u = adoptable(r.follow, c);
         if (u) {
             c->kind = FA__K_PASS;
@@ -147,7 +172,7 @@ void fa__settle(fa_fut_t *c, fa_result_t r)
     c->value = r.value;
     c->upstream = NULL;
     if (c->consumer)
-        fa__post(c);
+        post(c);
 }
 
 /* A result a callback returned but nobody will take (its future was cancelled meanwhile). */
@@ -177,7 +202,23 @@ static void on_settled(fa_task_t *task)
         cb(sched, data, &r);
         return;
     }
-    fa__deliver(s->consumer, s);
+    fa_fut_t *c = s->consumer;
+    /* The common case, a then stage on a value, without the general dispatch. */
+    if (FA_LIKELY(c->kind == FA__K_THEN && s->state == FA_FUT_RESOLVED)) {
+        fa_value_t v = s->value;
+        fa__fut_release(s);
+        c->upstream = NULL;
+        c->flags |= FA__F_RUNNING;
+        fa_result_t r = ((fa_then_cb)c->cb)(c->sched, c->data, v);
+        c->flags &= (uint8_t)~FA__F_RUNNING;
+        if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
+            fa__cancelled_while_running(c, r);
+            return;
+        }
+        settle(c, r);
+        return;
+    }
+    fa__deliver(c, s);
 }
 
 /* Calls a stage callback with c marked running: a cancel of c from inside only flags it, and
@@ -222,14 +263,14 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
         c->upstream = NULL;
         if (r.state == FA_FUT_RESOLVED && !run_then(c, r.value, &r))
             return;
-        fa__settle(c, r);
+        settle(c, r);
         return;
     case FA__K_CATCH:
         fa__fut_release(s);
         c->upstream = NULL;
         if (r.state == FA_FUT_REJECTED && !run_catch(c, r.error, &r))
             return;
-        fa__settle(c, r);
+        settle(c, r);
         return;
     case FA__K_FINALLY:
         fa__fut_release(s);
@@ -240,18 +281,18 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
         c->flags &= (uint8_t)~FA__F_RUNNING;
         if (fa__cancelled_while_running(c, fa_ok(FA_VALUE_NONE)))
             return;
-        fa__settle(c, r);
+        settle(c, r);
         return;
     case FA__K_PASS:
         fa__fut_release(s);
-        fa__settle(c, r);
+        settle(c, r);
         return;
     case FA__K_TIMEOUT:
         fa__fut_release(s);
         fa__aux_put(c->sched, c->aux);
         c->aux = NULL;
         c->kind = FA__K_PASS;
-        fa__settle(c, r);
+        settle(c, r);
         return;
     case FA__K_RETRY:
         fa__fut_release(s);
@@ -267,7 +308,7 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
         fa__aux_put(c->sched, c->aux);
         c->aux = NULL;
         c->kind = FA__K_PASS;
-        fa__settle(c, r);
+        settle(c, r);
         return;
     default:
         fa__comb_deliver(c, s);
@@ -379,7 +420,7 @@ static int promise_settle(fa_promise_t p, uint8_t state, fa_value_t v)
     s->state = state;
     s->value = v;
     if (s->consumer)
-        fa__post(s);
+        post(s);
     return 0;
 }
 
@@ -489,7 +530,7 @@ int fa_future_done(fa_future_t f, fa_done_cb cb, void *data)
     s->done_data = data;
     s->flags |= FA__F_DONE;
     if (s->state != FA_FUT_PENDING)
-        fa__post(s);
+        post(s);
     return 0;
 }
 
@@ -511,7 +552,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     fa_fut_t *work = NULL;
     fa__drop_inputs(c, &work);
     fa__cancel_run(work);
-    fa__settle(c, fa_fail(FA_ERROR_STATIC(-ETIMEDOUT, fa_err_timeout)));
+    settle(c, fa_fail(FA_ERROR_STATIC(-ETIMEDOUT, fa_err_timeout)));
 }
 
 int fa_future_timeout(fa_future_t f, double seconds, fa_future_t *out)
@@ -555,7 +596,7 @@ static void retry_start(fa_fut_t *c)
         fa__aux_put(c->sched, a);
         c->aux = NULL;
         c->kind = FA__K_PASS;
-        fa__settle(c, fa_fail(FA_ERROR_STATIC(
+        settle(c, fa_fail(FA_ERROR_STATIC(
                           rc, rc == -ENOMEM ? fa_err_pool_exhausted : "retry attempt failed to start")));
         return;
     }
@@ -563,7 +604,7 @@ static void retry_start(fa_fut_t *c)
         fa__aux_put(c->sched, a);
         c->aux = NULL;
         c->kind = FA__K_PASS;
-        fa__settle(c, fa_fail(FA_ERROR_STATIC(-ESTALE, fa_err_stale)));
+        settle(c, fa_fail(FA_ERROR_STATIC(-ESTALE, fa_err_stale)));
         return;
     }
     fa__link(c, f._p, 0);

@@ -71,20 +71,13 @@ void fa_recycler_fini(fa_recycler_t *r)
 
 /* The run queue. */
 
-void fa_sched_post(fa_sched_t *sched, fa_task_t *task, fa_task_cb run)
+/* The queue was empty: work is queued now, so the loop must neither block in poll nor return
+ * from ev_run until it has been drained. */
+void fa__sched_post_first(fa_sched_t *sched, fa_task_t *task)
 {
-    task->_run = run;
-    task->_next = NULL;
-    if (sched->_tail) {
-        sched->_tail->_next = task;
-    } else {
-        sched->_head = task;
-        /* Work is queued: the loop must neither block in poll nor return from ev_run. */
-        if (FA_UNLIKELY(!ev_is_active(&sched->_idle)))
-            ev_idle_start(sched->loop, &sched->_idle);
-    }
-    sched->_tail = task;
-    sched->_queued++;
+    sched->_head = sched->_tail = task;
+    if (!ev_is_active(&sched->_idle))
+        ev_idle_start(sched->loop, &sched->_idle);
 }
 
 /* Pops and runs tasks until max have run or the queue is empty. Tasks queued by a running task go

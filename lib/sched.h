@@ -117,11 +117,25 @@ void fa_sched_init(fa_sched_t *sched, struct ev_loop *loop, const fa_sched_conf_
  */
 uint32_t fa_sched_fini(fa_sched_t *sched);
 
+/** Slow path of fa_sched_post: the queue was empty, so the idle watcher must be started. */
+void fa__sched_post_first(fa_sched_t *sched, fa_task_t *task);
+
 /**
  * Appends task to the FIFO run queue; run(task) is called later from a drain, never from here.
  * The task must not already be queued. Starts the idle watcher when the queue was empty.
  */
-void fa_sched_post(fa_sched_t *sched, fa_task_t *task, fa_task_cb run);
+static inline void fa_sched_post(fa_sched_t *sched, fa_task_t *task, fa_task_cb run)
+{
+    task->_run = run;
+    task->_next = NULL;
+    sched->_queued++;
+    if (FA_LIKELY(sched->_tail != NULL)) {
+        sched->_tail->_next = task;
+        sched->_tail = task;
+        return;
+    }
+    fa__sched_post_first(sched, task);
+}
 
 /**
  * Runs up to max queued tasks now, in FIFO order, including tasks queued by the ones it runs.

@@ -1,0 +1,216 @@
+/*
+ * bench_future.c — the cost of futures on the hot path: create+resolve, then on a ready and on a
+ * pending future, a chain of 10, when_all over 1000, and allocator calls per link after warm-up.
+ *
+ * Every figure includes the scheduler drain that runs the continuations (resolution never runs
+ * them on the spot), and the recycling of every future. Ops run in batches of BATCH and the drain
+ * runs once per batch, as a worker drains once per loop iteration. Each figure is the median of
+ * RUNS runs.
+ *
+ *   build/perf/bench_future            the figures
+ *   build/perf/bench_future NAME N     run only NAME N times, untimed (for callgrind)
+ */
+#include "alloc.h"
+#include "future.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RUNS 7
+#define BATCH 64
+
+static fa_sched_t S;
+static int64_t sink;
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static fa_result_t add_one(fa_sched_t *s, void *data, fa_value_t v)
+{
+    (void)s;
+    (void)data;
+    return fa_ok_int(v.i + 1);
+}
+
+static void on_done(fa_sched_t *s, void *data, const fa_result_t *r)
+{
+    (void)s;
+    (void)data;
+    sink += r->value.i;
+}
+
+static void must(int rc)
+{
+    if (rc) {
+        fprintf(stderr, "bench_future: unexpected error %d\n", rc);
+        exit(1);
+    }
+}
+
+/* One batch of each benchmark; returns the number of ops it did. */
+
+static size_t op_create_resolve(void)
+{
+    for (int i = 0; i < BATCH; i++) {
+        fa_promise_t p;
+        fa_future_t f;
+        must(fa_promise_new(&S, &p, &f));
+        must(fa_promise_resolve(p, FA_VALUE_INT(i)));
+        must(fa_future_cancel(f)); /* recycles it: nobody waits */
+    }
+    return BATCH;
+}
+
+static size_t op_then_ready(void)
+{
+    for (int i = 0; i < BATCH; i++) {
+        fa_future_t f, g;
+        must(fa_future_ready(&S, FA_VALUE_INT(i), &f));
+        must(fa_future_then(f, add_one, NULL, &g));
+        must(fa_future_done(g, on_done, NULL));
+    }
+    fa_sched_drain(&S, SIZE_MAX);
+    return BATCH;
+}
+
+static size_t op_then_pending(void)
+{
+    fa_promise_t p[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        fa_future_t f, g;
+        must(fa_promise_new(&S, &p[i], &f));
+        must(fa_future_then(f, add_one, NULL, &g));
+        must(fa_future_done(g, on_done, NULL));
+    }
+    for (int i = 0; i < BATCH; i++)
+        must(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
+    fa_sched_drain(&S, SIZE_MAX);
+    return BATCH;
+}
+
+static size_t op_chain10(void)
+{
+    fa_promise_t p[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        fa_future_t f;
+        must(fa_promise_new(&S, &p[i], &f));
+        for (int k = 0; k < 10; k++)
+            must(fa_future_then(f, add_one, NULL, &f));
+        must(fa_future_done(f, on_done, NULL));
+    }
+    for (int i = 0; i < BATCH; i++)
+        must(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
+    fa_sched_drain(&S, SIZE_MAX);
+    return BATCH;
+}
+
+static fa_promise_t all_p[1000];
+static fa_future_t all_f[1000];
+static fa_value_t all_v[1000];
+
+static size_t op_when_all_1000(void)
+{
+    fa_future_t out;
+    for (int i = 0; i < 1000; i++)
+        must(fa_promise_new(&S, &all_p[i], &all_f[i]));
+    must(fa_when_all(&S, all_f, 1000, all_v, &out));
+    must(fa_future_done(out, on_done, NULL));
+    for (int i = 0; i < 1000; i++)
+        must(fa_promise_resolve(all_p[i], FA_VALUE_INT(i)));
+    fa_sched_drain(&S, SIZE_MAX);
+    return 1;
+}
+
+typedef struct {
+    const char *name;
+    size_t (*batch)(void);
+    size_t batches; /* per run */
+    double median;
+} bench_t;
+
+static bench_t benches[] = {
+    {"future.create_resolve", op_create_resolve, 20000, 0},
+    {"future.then_ready", op_then_ready, 20000, 0},
+    {"future.then_pending", op_then_pending, 20000, 0},
+    {"future.chain10", op_chain10, 4000, 0},
+    {"future.when_all_1000", op_when_all_1000, 400, 0},
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double measure(bench_t *b)
+{
+    double runs[RUNS];
+    for (size_t i = 0; i < b->batches / 10; i++) /* warm-up */
+        b->batch();
+    for (int r = 0; r < RUNS; r++) {
+        size_t ops = 0;
+        double t0 = now_ns();
+        for (size_t i = 0; i < b->batches; i++)
+            ops += b->batch();
+        runs[r] = (now_ns() - t0) / (double)ops;
+    }
+    qsort(runs, RUNS, sizeof(runs[0]), cmp_double);
+    return runs[RUNS / 2];
+}
+
+int main(int argc, char **argv)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    fa_sched_conf_t conf = {.futures_init = 4096, .aux_init = 16};
+    fa_sched_init(&S, loop, &conf);
+
+    if (argc == 3) { /* untimed, for callgrind: instructions per op = total / N */
+        for (size_t i = 0; i < FA_ARRAY_SIZE(benches); i++) {
+            if (strcmp(argv[1], benches[i].name) != 0)
+                continue;
+            size_t n = strtoul(argv[2], NULL, 10), ops = 0;
+            while (ops < n)
+                ops += benches[i].batch();
+            printf("%s: %zu ops\n", argv[1], ops);
+        }
+        fa_sched_fini(&S);
+        ev_loop_destroy(loop);
+        return 0;
+    }
+
+    for (size_t i = 0; i < FA_ARRAY_SIZE(benches); i++) {
+        benches[i].median = measure(&benches[i]);
+        printf("bench: %s %.1f ns/op\n", benches[i].name, benches[i].median);
+    }
+
+    /* Allocator calls per pending link, after the warm-up above: 10,000 chains of 10. */
+    uint64_t before = fa_alloc_count();
+    for (int i = 0; i < 1000; i++)
+        op_chain10();
+    uint64_t allocs = fa_alloc_count() - before;
+    printf("bench: future.allocs_per_link %.3f count\n", (double)allocs / (1000.0 * BATCH * 10));
+
+    fa_sched_stats_t st;
+    fa_sched_stats(&S, &st);
+    printf("\n%-24s %12s %14s\n", "op", "ns/op", "per link/input");
+    printf("%-24s %12.1f %14s\n", "create_resolve", benches[0].median, "-");
+    printf("%-24s %12.1f %14s\n", "then_ready", benches[1].median, "1 link");
+    printf("%-24s %12.1f %14s\n", "then_pending", benches[2].median, "1 link");
+    printf("%-24s %12.1f %11.1f ns\n", "chain10", benches[3].median, benches[3].median / 10);
+    printf("%-24s %12.1f %11.1f ns\n", "when_all_1000", benches[4].median,
+           benches[4].median / 1000);
+    printf("(median of %d runs, batches of %d, drain included; %lu allocator calls after "
+           "warm-up; %u futures in slabs; sink %ld)\n",
+           RUNS, BATCH, (unsigned long)allocs, st.futures_total, (long)sink);
+    if (fa_sched_fini(&S) != 0)
+        fprintf(stderr, "bench_future: futures leaked\n");
+    ev_loop_destroy(loop);
+    return 0;
+}
