@@ -49,7 +49,8 @@ static void set_err(char *err, size_t errlen, const char *msg)
         snprintf(err, errlen, "%s", msg);
 }
 
-/* ---- hashing ---------------------------------------------------------------------------------- */
+/* ---- hashing ----------------------------------------------------------------------------------
+ */
 
 static uint64_t fmix64(uint64_t x)
 {
@@ -94,7 +95,8 @@ static uint32_t word_tag(uint64_t w)
     return (uint32_t)(w >> FA__AGG_OFF_BITS);
 }
 
-/* ---- create / destroy -------------------------------------------------------------------------- */
+/* ---- create / destroy --------------------------------------------------------------------------
+ */
 
 static size_t page_up(size_t n)
 {
@@ -180,7 +182,8 @@ size_t fa_agg_memory_used(const fa_agg_t *a)
     return (size_t)((char *)a->table - (char *)a) + a->nslots * sizeof(uint64_t) + arena;
 }
 
-/* ---- processes: liveness and the maintenance lock ---------------------------------------------- */
+/* ---- processes: liveness and the maintenance lock ----------------------------------------------
+ */
 
 static bool pid_alive(int32_t pid)
 {
@@ -244,15 +247,15 @@ static void wait_reset(const fa_agg_t *ca)
     }
 }
 
-/* ---- shards ------------------------------------------------------------------------------------ */
+/* ---- shards ------------------------------------------------------------------------------------
+ */
 
 int fa_agg_shard_claim(fa_agg_t *a)
 {
     for (unsigned i = 0; i < a->nshards; i++) {
         int32_t expect = FA__AGG_OWNER_FREE;
-        if (atomic_compare_exchange_strong_explicit(&a->shards[i].owner, &expect,
-                                                    FA__AGG_OWNER_CLAIMED, memory_order_acq_rel,
-                                                    relaxed))
+        if (atomic_compare_exchange_strong_explicit(
+                &a->shards[i].owner, &expect, FA__AGG_OWNER_CLAIMED, memory_order_acq_rel, relaxed))
             return (int)i;
     }
     return -EBUSY;
@@ -326,7 +329,8 @@ int fa_agg_recover_shard(fa_agg_t *a, unsigned shard)
     return rc;
 }
 
-/* ---- the key set ------------------------------------------------------------------------------- */
+/* ---- the key set -------------------------------------------------------------------------------
+ */
 
 static bool word_has_key(const fa_agg_t *a, uint64_t w, const char *key, size_t keylen)
 {
@@ -394,8 +398,8 @@ int fa__agg_insert_base(fa_agg_t *a, const char *key, size_t keylen)
     return 0;
 }
 
-/* ---- the writer -------------------------------------------------------------------------------- */
-
+/* ---- the writer --------------------------------------------------------------------------------
+ */
 
 /*
  * The hot path, in the shard owner's process. Step numbers refer to the protocol at the top of
@@ -475,7 +479,8 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
     return 0;
 }
 
-/* ---- readers ----------------------------------------------------------------------------------- */
+/* ---- readers -----------------------------------------------------------------------------------
+ */
 
 /* Reads one shard's committed copy; returns the floor of the sequence it belongs to. */
 static uint64_t shard_read(const fa__agg_shard_t *sh, uint64_t *total, uint64_t *unique,
@@ -549,14 +554,16 @@ size_t fa_agg_render_stats(const fa_agg_t *a, char *buf, size_t cap)
     char sum[FA_DEC_FMT_MAX], avg[FA_DEC_FMT_MAX];
     fa_dec_format(t.sum, sum, sizeof(sum));
     fa_dec_format_avg(t.sum, t.total, avg, sizeof(avg));
-    int n = snprintf(buf, cap, "{\"totalRequests\":%llu,\"uniqueUsers\":%llu,\"sum\":%s,\"avg\":%s}",
-                     (unsigned long long)t.total, (unsigned long long)t.unique, sum, avg);
+    int n =
+        snprintf(buf, cap, "{\"totalRequests\":%llu,\"uniqueUsers\":%llu,\"sum\":%s,\"avg\":%s}",
+                 (unsigned long long)t.total, (unsigned long long)t.unique, sum, avg);
     if (n < 0 || (size_t)n >= cap)
         return 0;
     return (size_t)n;
 }
 
-/* ---- reset ------------------------------------------------------------------------------------- */
+/* ---- reset -------------------------------------------------------------------------------------
+ */
 
 static void cell_zero(fa__agg_cell_t *c)
 {

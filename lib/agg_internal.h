@@ -18,13 +18,13 @@
 
 #include <stdatomic.h>
 
-#define FA__AGG_REC_HDR 11
+#define FA__AGG_REC_HDR    11
 #define FA__AGG_BASE_SHARD 0xFFFFu
-#define FA__AGG_OFF_BITS 40
-#define FA__AGG_OFF_MASK ((1ULL << FA__AGG_OFF_BITS) - 1)
+#define FA__AGG_OFF_BITS   40
+#define FA__AGG_OFF_MASK   ((1ULL << FA__AGG_OFF_BITS) - 1)
 
 /* Shard owners: FREE, CLAIMED (pid not known yet), or a pid. */
-#define FA__AGG_OWNER_FREE 0
+#define FA__AGG_OWNER_FREE    0
 #define FA__AGG_OWNER_CLAIMED (-1)
 
 /* One committed copy of a shard's counters. The sum is an __int128 split in two halves. */
@@ -64,7 +64,7 @@ struct fa_agg {
     unsigned char *arena;
 
     _Alignas(FA_CACHELINE) _Atomic uint64_t gen; /* odd while a reset runs */
-    _Atomic int32_t maint;                        /* pid holding the maintenance lock, 0 free */
+    _Atomic int32_t maint;                       /* pid holding the maintenance lock, 0 free */
 
     _Alignas(FA_CACHELINE) _Atomic uint64_t nkeys; /* keys reserved (>= keys in the table) */
     _Alignas(FA_CACHELINE) _Atomic uint64_t arena_used;

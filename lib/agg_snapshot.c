@@ -3,11 +3,11 @@
  *
  * File format, every integer little endian:
  *   header (40 bytes): magic "FAAGGSNP" | u32 version (1) | u32 flags (0) | u64 payload length |
- *                      u64 key count | u64 FNV-1a 64 of the payload followed by header bytes [0, 32)
- *   payload:           u64 total | u64 unique | u64 sum low | u64 sum high (nanos, two's complement)
- *                      then key count records of: u8 length | that many key bytes
- * The totals are the sum of every shard and the base, folded into one record; the keys are exactly
- * the ones those totals counted (unique == key count), so a load restores a consistent aggregate.
+ *                      u64 key count | u64 FNV-1a 64 of the payload followed by header bytes [0,
+ * 32) payload:           u64 total | u64 unique | u64 sum low | u64 sum high (nanos, two's
+ * complement) then key count records of: u8 length | that many key bytes The totals are the sum of
+ * every shard and the base, folded into one record; the keys are exactly the ones those totals
+ * counted (unique == key count), so a load restores a consistent aggregate.
  */
 #include "agg_internal.h"
 #include "alloc.h"
@@ -21,16 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SNAP_MAGIC "FAAGGSNP"
-#define SNAP_VERSION 1
-#define SNAP_HDR 40
-#define SNAP_TOTALS 32
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-#define WBUF_SIZE (64 * 1024)
+#define SNAP_MAGIC     "FAAGGSNP"
+#define SNAP_VERSION   1
+#define SNAP_HDR       40
+#define SNAP_TOTALS    32
+#define FNV_OFFSET     0xcbf29ce484222325ULL
+#define FNV_PRIME      0x100000001b3ULL
+#define WBUF_SIZE      (64 * 1024)
 #define WRITE_ATTEMPTS 8
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!errlen)
@@ -64,7 +65,8 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
-/* ---- writing ----------------------------------------------------------------------------------- */
+/* ---- writing -----------------------------------------------------------------------------------
+ */
 
 /* A buffered writer that checksums what it writes. Owned by one fa_agg_snapshot_write call. */
 typedef struct {
@@ -245,15 +247,16 @@ out:
     return rc;
 }
 
-/* ---- loading ----------------------------------------------------------------------------------- */
+/* ---- loading -----------------------------------------------------------------------------------
+ */
 
 /*
  * Reads the file whole (its size is bounded by the capacity first), checks the header and the
  * checksum before looking at any record, then walks the records with every length checked
  * against the end of the buffer. Any failure after keys were inserted clears the aggregator again.
  */
-static int load_buf(fa_agg_t *a, const char *path, const unsigned char *buf, size_t size,
-                    char *err, size_t errlen)
+static int load_buf(fa_agg_t *a, const char *path, const unsigned char *buf, size_t size, char *err,
+                    size_t errlen)
 {
     if (size < SNAP_HDR) {
         errf(err, errlen, "%s: truncated snapshot (%zu bytes, the header alone is %d)", path, size,
@@ -273,8 +276,10 @@ static int load_buf(fa_agg_t *a, const char *path, const unsigned char *buf, siz
     }
     uint64_t payload = get64(buf + 16), nkeys = get64(buf + 24);
     if (payload != size - SNAP_HDR) {
-        errf(err, errlen, "%s: truncated or padded snapshot: header says %llu payload bytes, file "
-             "has %zu", path, (unsigned long long)payload, size - SNAP_HDR);
+        errf(err, errlen,
+             "%s: truncated or padded snapshot: header says %llu payload bytes, file "
+             "has %zu",
+             path, (unsigned long long)payload, size - SNAP_HDR);
         return -1;
     }
     uint64_t fnv = fnv1a(fnv1a(FNV_OFFSET, buf + SNAP_HDR, (size_t)payload), buf, 32);

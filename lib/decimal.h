@@ -49,9 +49,9 @@ size_t fa_dec_format(__int128 nanos, char *buf, size_t cap);
 
 /**
  * Writes the average sum/count (sum in nanos) as a JSON number, NUL-terminated: "0" when count is
- * 0; the exact decimal (as fa_dec_format) when sum % count == 0; otherwise the double nearest to the
- * quotient, printed with the shortest of %.15g/%.16g/%.17g that reads back as the same double (this
- * form may use an exponent, e.g. "3.333333333333333e-10"). Returns the length or 0 as above.
+ * 0; the exact decimal (as fa_dec_format) when sum % count == 0; otherwise the double nearest to
+ * the quotient, printed with the shortest of %.15g/%.16g/%.17g that reads back as the same double
+ * (this form may use an exponent, e.g. "3.333333333333333e-10"). Returns the length or 0 as above.
  */
 size_t fa_dec_format_avg(__int128 sum, uint64_t count, char *buf, size_t cap);
 

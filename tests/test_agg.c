@@ -501,10 +501,10 @@ Test(agg, snapshot_damage_is_detected)
     expect_rejected(bad, "checksum", "flipped payload byte");
 
     for (size_t cut = 0; cut < len; cut += (cut < 64 ? 1 : 97)) /* every header truncation */
-        {
-            spit(bad, good, cut);
-            expect_rejected(bad, "trunc", "truncated");
-        }
+    {
+        spit(bad, good, cut);
+        expect_rejected(bad, "trunc", "truncated");
+    }
     unsigned char *longer = malloc(len + 1);
     memcpy(longer, good, len);
     longer[len] = 0;

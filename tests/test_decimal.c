@@ -18,7 +18,10 @@ TestSuite(decimal, .timeout = 10);
  * Criterion copies parameters without honouring 16-byte alignment, so tables hold an __int128 as
  * two 64-bit halves: N128 in an initializer, get128 to read it back.
  */
-#define N128(v) {(uint64_t)(__int128)(v), (uint64_t)((unsigned __int128)(__int128)(v) >> 64)}
+#define N128(v)                                                                                    \
+    {                                                                                              \
+        (uint64_t)(__int128)(v), (uint64_t)((unsigned __int128)(__int128)(v) >> 64)                \
+    }
 typedef struct {
     uint64_t lo, hi;
 } i128_t;
@@ -52,7 +55,8 @@ static const parse_case_t parse_cases[] = {
     {"fraction digits shifted in by the exponent", "0.0000000012e1", 0, N128(12)},
     {"exponent shifts a tie into the dropped digits", "0.00000000125e1", 1, N128(12)},
     {"integer", "100", 0, N128(100 * E9)},
-    {"largest accepted", "999999999999999.999999999", 0, N128((__int128)1000000000000000LL * E9 - 1)},
+    {"largest accepted", "999999999999999.999999999", 0,
+     N128((__int128)1000000000000000LL * E9 - 1)},
     {"largest accepted, negative", "-999999999999999.999999999", 0,
      N128(-((__int128)1000000000000000LL * E9 - 1))},
     {"half a nano rounds to even (0)", "0.0000000005", 1, N128(0)},
@@ -97,8 +101,8 @@ ParameterizedTest(const parse_case_t *c, decimal, parse)
     int rc = fa_dec_parse(c->text, strlen(c->text), &v);
     cr_assert_eq(rc, c->rc, "%s: \"%s\" returned %d, want %d", c->desc, c->text, rc, c->rc);
     if (rc >= 0)
-        cr_assert(v == get128(c->nanos), "%s: \"%s\" gave %lld nanos (low 64 bits)", c->desc, c->text,
-                  (long long)v);
+        cr_assert(v == get128(c->nanos), "%s: \"%s\" gave %lld nanos (low 64 bits)", c->desc,
+                  c->text, (long long)v);
     else
         cr_assert(v == 12345, "%s: output written on error", c->desc);
 }
