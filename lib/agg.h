@@ -115,7 +115,10 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
 /** Whether key was seen since the last reset. Any process; lock-free; for tests and tools. */
 bool fa_agg_contains(const fa_agg_t *a, const char *key, size_t keylen);
 
-/** Reads a consistent aggregate into *out: every fa_agg_add that returned before is included. */
+/**
+ * Reads a consistent aggregate into *out: every fa_agg_add that returned before is included. Any
+ * process; never waits for a writer (a dead one included), only for a reset in progress.
+ */
 void fa_agg_read(const fa_agg_t *a, fa_agg_totals_t *out);
 
 /**
