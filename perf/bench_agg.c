@@ -1,0 +1,202 @@
+/*
+ * bench_agg.c — the aggregator's hot paths on realistic input: 10-byte user ids, decimal values.
+ *
+ *   agg.add            one writer, existing key (the common case: a returning user)
+ *   agg.add_2w         two processes adding at once, each on its own shard (per-writer ns/op)
+ *   agg.add_new_key    one writer, every key new (table CAS + arena bump)
+ *   agg.stats_1m_users render /stats with 1,000,000 users loaded (8 shards, as 4x 2 workers)
+ *   agg.mem_1m_users   resident memory of the mapping after 1,000,000 distinct 10-byte keys
+ *
+ * Each figure is the median of 5 runs. Prints "bench: <name> <value> <unit>" lines, then a table.
+ */
+#include "agg.h"
+#include "decimal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUNS  5
+#define USERS 1000000
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n / 2];
+}
+
+static fa_agg_t *make(size_t capacity, unsigned nshards)
+{
+    char err[128];
+    fa_agg_t *a = fa_agg_create(capacity, nshards, err, sizeof(err));
+    if (!a) {
+        fprintf(stderr, "bench_agg: %s\n", err);
+        exit(1);
+    }
+    return a;
+}
+
+/* "u000000042": 10 bytes, formatted by hand so the timed loops measure the aggregator. */
+static void key_of(char key[16], unsigned i)
+{
+    key[0] = 'u';
+    for (int d = 9; d >= 1; d--, i /= 10)
+        key[d] = (char)('0' + i % 10);
+    key[10] = '\0';
+}
+
+/* Adds n events cycling over nkeys known keys on shard; returns ns/op. */
+static double run_existing(fa_agg_t *a, unsigned shard, unsigned nkeys, long n)
+{
+    char keys[64][16];
+    for (unsigned k = 0; k < nkeys; k++)
+        key_of(keys[k], k + shard * 1000);
+    __int128 v;
+    fa_dec_parse("42.5", 4, &v);
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (fa_agg_add(a, shard, keys[i % nkeys], 10, v) != 0)
+            abort();
+    return (now_ns() - t0) / (double)n;
+}
+
+static double bench_add(void)
+{
+    double r[RUNS];
+    fa_agg_t *a = make(1024, 8);
+    for (int i = 0; i < RUNS; i++)
+        r[i] = run_existing(a, 0, 64, 2000000);
+    fa_agg_destroy(a);
+    return median(r, RUNS);
+}
+
+/* Two children hammer their own shards; each reports its ns/op through a shared page. */
+static double bench_add_2w(void)
+{
+    double r[RUNS];
+    fa_agg_t *a = make(1024, 8);
+    double *out = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    for (int run = 0; run < RUNS; run++) {
+        pid_t pid[2];
+        for (int w = 0; w < 2; w++) {
+            pid[w] = fork();
+            if (pid[w] == 0) {
+                out[w] = run_existing(a, (unsigned)w, 64, 2000000);
+                _exit(0);
+            }
+        }
+        for (int w = 0; w < 2; w++)
+            waitpid(pid[w], NULL, 0);
+        r[run] = (out[0] + out[1]) / 2;
+    }
+    munmap(out, 4096);
+    fa_agg_destroy(a);
+    return median(r, RUNS);
+}
+
+/* Fills a fresh aggregator with n distinct keys; returns ns/op. */
+static double fill(fa_agg_t *a, unsigned n)
+{
+    char key[16];
+    double t0 = now_ns();
+    for (unsigned i = 0; i < n; i++) {
+        key_of(key, i);
+        if (fa_agg_add(a, 0, key, 10, 1) != 0)
+            abort();
+    }
+    return (now_ns() - t0) / n;
+}
+
+static double bench_add_new_key(void)
+{
+    double r[RUNS];
+    for (int run = 0; run < RUNS; run++) {
+        fa_agg_t *a = make(500000, 8);
+        r[run] = fill(a, 500000);
+        fa_agg_destroy(a);
+    }
+    return median(r, RUNS);
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static double stats_us(const fa_agg_t *a)
+{
+    char buf[FA_AGG_STATS_MAX];
+    double r[RUNS];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_ns();
+        for (int i = 0; i < 10000; i++)
+            if (!fa_agg_render_stats(a, buf, sizeof(buf)))
+                abort();
+        r[run] = (now_ns() - t0) / 10000 / 1000;
+    }
+    return median(r, RUNS);
+}
+
+int main(void)
+{
+    double add = bench_add();
+    double add2 = bench_add_2w();
+    double addnew = bench_add_new_key();
+
+    long rss0 = rss_kib();
+    fa_agg_t *a = make(USERS, 8);
+    double fill_ns = fill(a, USERS);
+    long rss1 = rss_kib();
+    double mem_mib = (double)(rss1 - rss0) / 1024;
+    double used_mib = (double)fa_agg_memory_used(a) / (1024 * 1024);
+    double st = stats_us(a);
+    char buf[FA_AGG_STATS_MAX];
+    fa_agg_render_stats(a, buf, sizeof(buf));
+    fa_agg_destroy(a);
+
+    fa_agg_t *wide = make(USERS, 256);
+    fill(wide, USERS);
+    double st256 = stats_us(wide);
+    fa_agg_destroy(wide);
+
+    printf("bench: agg.add %.1f ns/op\n", add);
+    printf("bench: agg.add_2w %.1f ns/op\n", add2);
+    printf("bench: agg.add_new_key %.1f ns/op\n", addnew);
+    printf("bench: agg.stats_1m_users %.2f us\n", st);
+    printf("bench: agg.mem_1m_users %.1f MiB\n", mem_mib);
+    printf("\n%-34s %12s\n", "aggregator", "value");
+    printf("%-34s %9.1f ns  (%.1f M ops/s)\n", "add, existing key, 1 writer", add, 1e3 / add);
+    printf("%-34s %9.1f ns  (per writer)\n", "add, existing key, 2 processes", add2);
+    printf("%-34s %9.1f ns\n", "add, new key (500k fill)", addnew);
+    printf("%-34s %9.1f ns\n", "add, new key (1M fill)", fill_ns);
+    printf("%-34s %9.2f us\n", "stats, 1M users, 8 shards", st);
+    printf("%-34s %9.2f us\n", "stats, 1M users, 256 shards", st256);
+    printf("%-34s %9.1f MiB (RSS delta)\n", "memory, 1M 10-byte keys", mem_mib);
+    printf("%-34s %9.1f MiB (fa_agg_memory_used)\n", "", used_mib);
+    printf("stats body: %s\n", buf);
+    return 0;
+}
