@@ -73,7 +73,6 @@ typedef struct {
     proc_t procs[MAX_PROCS];
     fa_agg_t *agg;
     unsigned nshards;
-    bool shard_used[MAX_SHARDS];
     int sfd;
     bool stopping;
     double stop_deadline;
@@ -147,16 +146,6 @@ static unsigned slot_fds(master_t *m, const generation_t *g, unsigned slot, int 
 
 /* ---- processes ---- */
 
-static int claim_shard(master_t *m)
-{
-    for (unsigned i = 0; i < m->nshards; i++)
-        if (!m->shard_used[i]) {
-            m->shard_used[i] = true;
-            return (int)i;
-        }
-    return -1;
-}
-
 static proc_t *proc_alloc(master_t *m)
 {
     for (unsigned i = 0; i < MAX_PROCS; i++)
@@ -203,7 +192,7 @@ static void child_main(master_t *m, const generation_t *g, proc_t *p, int ready_
 
 static bool spawn(master_t *m, const generation_t *g, proc_t *p)
 {
-    int shard = claim_shard(m);
+    int shard = fa_agg_shard_claim(m->agg);
     if (shard < 0) {
         fa_log_error("no free aggregator shard for worker %u", p->slot);
         return false;
@@ -211,7 +200,7 @@ static bool spawn(master_t *m, const generation_t *g, proc_t *p)
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0) {
         fa_log_error("pipe: %s", strerror(errno));
-        m->shard_used[shard] = false;
+        fa_agg_shard_release(m->agg, (unsigned)shard);
         return false;
     }
     p->shard = (unsigned)shard;
@@ -223,7 +212,7 @@ static bool spawn(master_t *m, const generation_t *g, proc_t *p)
         fa_log_error("fork: %s", strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
-        m->shard_used[shard] = false;
+        fa_agg_shard_release(m->agg, (unsigned)shard);
         return false;
     }
     if (pid == 0) {
@@ -231,6 +220,7 @@ static bool spawn(master_t *m, const generation_t *g, proc_t *p)
         child_main(m, g, p, pfd[1]);
     }
     close(pfd[1]);
+    fa_agg_shard_set_owner(m->agg, p->shard, pid);
     p->pid = pid;
     p->ready_fd = pfd[0];
     p->spawned_at = now_mono();
@@ -321,8 +311,7 @@ static void reap_children(master_t *m)
         if (!p)
             continue;
         /* Whatever the worker was doing, its shard is made consistent before anyone reuses it. */
-        fa_agg_recover_shard(m->agg, p->shard);
-        m->shard_used[p->shard] = false;
+        fa_agg_shard_release(m->agg, p->shard);
         if (p->ready_fd >= 0) {
             close(p->ready_fd);
             p->ready_fd = -1;
@@ -591,9 +580,19 @@ int fa_master_run(fa_config_t *config, const fa_master_opts_t *opts)
     if (snap && *snap) {
         if (opts->discard_snapshot) {
             fa_log_warn("--discard-snapshot: starting with empty aggregates");
-        } else if (fa_agg_snapshot_load(m.agg, snap, err, sizeof(err)) != 0) {
-            fa_log_error("refusing to start: %s (start with --discard-snapshot to ignore it)", err);
-            goto out;
+        } else {
+            int loaded = fa_agg_snapshot_load(m.agg, snap, err, sizeof(err));
+            if (loaded < 0) {
+                fa_log_error("refusing to start: %s (start with --discard-snapshot to ignore it)",
+                             err);
+                goto out;
+            }
+            if (loaded > 0) {
+                fa_agg_totals_t t;
+                fa_agg_read(m.agg, &t);
+                fa_log_info("restored %llu events and %llu distinct keys from %s",
+                            (unsigned long long)t.total, (unsigned long long)t.unique, snap);
+            }
         }
         m.next_snapshot = now_mono() + config->aggregator.snapshot_interval;
     }
