@@ -28,6 +28,7 @@
 #define LINGER_SECONDS 2.0
 #define LINGER_BYTES (64 * 1024)
 #define FREE_CONNS_MAX 1024 /* recycled connections kept for reuse */
+#define DRAIN_IDLE 1.0      /* grace for idle keep-alive connections at a graceful stop */
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
@@ -172,8 +173,12 @@ static void start_linger(fa_conn_t *c)
     c->state = FA_CONN_CLOSING;
     c->last_io = ev_now(c->worker->loop);
     c->rstart = c->rend = 0;
-    if (c->eof)
+    if (c->eof) {
         conn_close(c);
+        return;
+    }
+    if (!ev_is_active(&c->rio))
+        ev_io_start(c->worker->loop, &c->rio);
 }
 
 /* Writes what is pending; on a partial write waits for writability. */
@@ -382,8 +387,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         deadline = c->req.start + cfg->timeouts.header;
     else if (c->state == FA_CONN_BODY)
         deadline = c->last_io + cfg->timeouts.body;
-    else if (c->state == FA_CONN_IDLE)
+    else if (c->state == FA_CONN_IDLE) {
         deadline = c->last_io + (c->nrequests ? cfg->timeouts.keepalive : cfg->timeouts.header);
+        if (c->worker->stopping)
+            deadline = FA_MIN(deadline, FA_MAX(c->last_io, c->worker->stop_at) + DRAIN_IDLE);
+    }
     else
         deadline = now + 3600; /* waiting on the application: its own timeouts apply */
 
@@ -451,13 +459,22 @@ void fa_conn_reap(fa_worker_t *w)
     }
 }
 
+/*
+ * Graceful stop. Connections busy with a request finish it and close (fa_req_respond answers the
+ * last buffered request with "Connection: close"). Idle keep-alive connections are not closed on
+ * the spot: a client may be sending its next request right now, and closing under it would fail a
+ * request that nobody refused. They get DRAIN_IDLE seconds; a request arriving meanwhile is
+ * answered with "Connection: close".
+ */
 void fa_conn_shutdown_all(fa_worker_t *w)
 {
-    for (fa_conn_t *c = w->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == FA_CONN_IDLE && c->rstart == c->rend && c->wpos == c->wlen)
-            conn_close(c);
-        /* The others finish the requests they have and close (see fa_req_respond). */
+    for (fa_conn_t *c = w->conns; c; c = c->next) {
+        if (c->state == FA_CONN_IDLE && c->rstart == c->rend && c->wpos == c->wlen &&
+            !c->lingering) {
+            ev_timer_stop(w->loop, &c->timer);
+            ev_timer_set(&c->timer, FA_MIN(DRAIN_IDLE, min_timeout(w->config)), 0.);
+            ev_timer_start(w->loop, &c->timer);
+        }
     }
 }
 

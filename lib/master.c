@@ -358,6 +358,17 @@ static void respawn_due(master_t *m)
 
 /* ---- reload ---- */
 
+/* One log line per located error. */
+static void log_errors(const fa_errbuf_t *errs)
+{
+    for (const char *s = errs->text; s && *s;) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        fa_log_error("%.*s", (int)n, s);
+        s += n + (e != NULL);
+    }
+}
+
 static void abandon_reload(master_t *m, const char *why)
 {
     fa_log_error("reload failed: %s; keeping the current configuration", why);
@@ -379,10 +390,7 @@ static void start_reload(master_t *m)
         fa_config_load(m->opts.config_path, m->opts.overrides, m->opts.noverrides, &errs);
     fa_app_t *app = config ? fa_app_build(config, &errs) : NULL;
     if (!app) {
-        if (errs.text)
-            fa_log_error("%.*s", (int)(errs.len && errs.text[errs.len - 1] == '\n' ? errs.len - 1
-                                                                                  : errs.len),
-                         errs.text);
+        log_errors(&errs);
         fa_errbuf_free(&errs);
         if (config)
             fa_config_free(config);
@@ -560,8 +568,7 @@ int fa_master_run(fa_config_t *config, const fa_master_opts_t *opts)
     m.cur.config = config;
     m.cur.app = fa_app_build(config, &errs);
     if (!m.cur.app) {
-        if (errs.text)
-            fa_log_error("%.*s", (int)(errs.len ? errs.len - 1 : 0), errs.text);
+        log_errors(&errs);
         fa_errbuf_free(&errs);
         goto out;
     }

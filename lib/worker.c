@@ -73,6 +73,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
     if (w->stopping)
         return;
     w->stopping = true;
+    w->stop_at = ev_now(loop);
     fa_worker_accept_enable(w, false);
     ev_timer_stop(loop, &w->accept_retry);
     fa_log_debug("stopping: %u connections open", w->nconns);
@@ -117,6 +118,9 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     ev_timer_init(&w->accept_retry, on_accept_retry, 0.1, 0.);
     ev_timer_init(&w->stop_timer, on_stop_timeout, 1., 0.);
     ev_check_init(&w->check, on_check);
+    /* libev runs check watchers together with the I/O callbacks of the same iteration, highest
+     * priority first: the lowest one makes on_check see what those callbacks closed. */
+    ev_set_priority(&w->check, EV_MINPRI);
     ev_check_start(w->loop, &w->check);
     ev_unref(w->loop); /* the check watcher alone must not keep the loop alive */
 

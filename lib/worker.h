@@ -54,6 +54,7 @@ struct fa_worker {
     unsigned nfree;
 
     bool stopping;
+    double stop_at; /* ev_now when the graceful stop began */
     ev_timer stop_timer;
     ev_check check;
     ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;

@@ -7,6 +7,8 @@
 
 #include "support/daemon.h"
 
+#define SLOW_REQ "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -276,7 +278,7 @@ Test(http, async_stage_and_disconnect)
     for (int i = 0; i < 20; i++) {
         fa_tc_t c;
         cr_assert(fa_tc_connect(&c, d.port));
-        cr_assert(fa_tc_send(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", 32));
+        cr_assert(fa_tc_send(&c, SLOW_REQ, strlen(SLOW_REQ)));
         fa_tc_close(&c);
     }
     cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
