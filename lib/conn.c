@@ -79,7 +79,7 @@ static void conn_destroy(fa_conn_t *c)
     fa_free(c);
 }
 
-static void conn_start(fa_worker_t *w, int fd)
+void fa_conn_adopt(fa_worker_t *w, int fd)
 {
     fa_conn_t *c = conn_get(w);
     c->fd = fd;
@@ -128,7 +128,7 @@ void fa_conn_accept(fa_worker_t *w, int lfd)
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* best effort */
-        conn_start(w, fd);
+        fa_conn_adopt(w, fd);
     }
 }
 

@@ -59,6 +59,13 @@ struct fa_conn {
     fa_conn_t *next, *prev;
 };
 
+/**
+ * Serves the connected, non-blocking socket fd as a client connection of w (takes ownership of
+ * fd). Used by the accept path, and by in-process harnesses (fuzzing, benchmarks) with one end of
+ * a socketpair.
+ */
+void fa_conn_adopt(fa_worker_t *worker, int fd);
+
 /** Accepts connections from listener fd until EAGAIN or the per-call budget (libev callback). */
 void fa_conn_accept(fa_worker_t *worker, int fd);
 
