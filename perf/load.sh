@@ -195,7 +195,7 @@ socket_errors() {
     echo $(($(field connect "$1") + $(field read "$1") + $(field write "$1") + $(field timeout "$1")))
 }
 
-us_to_ms() { awk -v u="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, u / 1000 }'; }
+us_to_ms() { awk -v u="$1" -v d="${2:-2}" 'BEGIN { if (u < 0) printf "n/a"; else printf "%.*f", d, u / 1000 }'; }
 
 # Compares fasterapid's totalRequests delta with what wrk saw; prints PASS or FAIL.
 check_exact() {
@@ -280,6 +280,12 @@ load_users() {
     line=$(grep '^wrk-result' "$TMP/users.out")
     after=$(stats_field "$port" totalRequests)
     unique=$(stats_field "$port" uniqueUsers)
+    if [ -z "$line" ]; then
+        echo "    loading users: FAIL, wrk printed no result:"
+        tail -n 5 "$TMP/users.out" | sed 's/^/      /'
+        FAILS=$((FAILS + 1))
+        return
+    fi
     echo "    loaded $USERS users into fasterapid in $(field elapsed_s "$line") s ($(field rps "$line") req/s, pipelined $DEPTH)"
     check_exact "stats_1m_users load" "$((after - before))" "$USERS" "$line"
     # The event runs used user_0 .. user_74999, a subset of what was just loaded when USERS >= 75000.
@@ -291,7 +297,7 @@ load_users() {
     fi
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; printf "%.10g\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '$1 >= 0 { a[++n] = $1 } END { if (n == 0) { print -1; exit } printf "%.10g\n", (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }'; }
 
 # ---- main ----
 lim=$((C10K + 1000))
@@ -341,13 +347,13 @@ for scn in $SCENARIOS; do
         p99=$(cut -d' ' -f3 "$f" | median)
         usr=$(cut -d' ' -f4 "$f" | median)
         cpu=$(cut -d' ' -f5 "$f" | median)
-        printf '%-16s %-11s %10.0f %9.2f %9.2f %10.2f %10.2f\n' "$scn" "$s" "$rps" \
+        printf '%-16s %-11s %10.0f %9s %9s %10.2f %10.2f\n' "$scn" "$s" "$rps" \
             "$(us_to_ms "$p50")" "$(us_to_ms "$p99")" "$usr" "$cpu"
         name=load.$scn
         [ "$s" = fasterapid ] || name=load.$scn.$s
-        echo "bench: $name.rps $rps req/s" >>"$TMP/bench"
-        echo "bench: $name.p50_ms $(us_to_ms "$p50" 3) ms" >>"$TMP/bench"
-        echo "bench: $name.p99_ms $(us_to_ms "$p99" 3) ms" >>"$TMP/bench"
+        echo "bench: $name.rps $(printf '%.0f' "$rps") req/s" >>"$TMP/bench"
+        [ "$p50" != -1 ] && echo "bench: $name.p50_ms $(us_to_ms "$p50" 3) ms" >>"$TMP/bench"
+        [ "$p99" != -1 ] && echo "bench: $name.p99_ms $(us_to_ms "$p99" 3) ms" >>"$TMP/bench"
         echo "bench: $name.user_us_per_req $usr us" >>"$TMP/bench"
         echo "bench: $name.cpu_us_per_req $cpu us" >>"$TMP/bench"
         RPS[$s.$scn]=$rps
