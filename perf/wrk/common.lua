@@ -48,7 +48,9 @@ function init(args)
     fa_verifying = (tid == 0)
 end
 
--- Called by request(): true while this thread may still send; counts what it sends.
+-- Called by request() before building n requests: true while this thread may still send (and
+-- counts the n as sent); the second result is true for wrk's verification call, which the
+-- caller must answer without advancing its sequence.
 function fa_gate(n)
     if fa_verifying then
         fa_verifying = false
