@@ -190,12 +190,19 @@ start_floor() {
 # Reads key from a "wrk-result k=v ..." line.
 field() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$2"; }
 
+# Connect, read, write and timeout errors of a wrk-result line, added up.
+socket_errors() {
+    echo $(($(field connect "$1") + $(field read "$1") + $(field write "$1") + $(field timeout "$1")))
+}
+
+us_to_ms() { awk -v u="$1" -v d="${2:-2}" 'BEGIN { if (u < 0) printf "n/a"; else printf "%.*f", d, u / 1000 }'; }
+
 # Compares fasterapid's totalRequests delta with what wrk saw; prints PASS or FAIL.
 check_exact() {
     local what=$1 delta=$2 expect=$3 line=$4
     local req sent errs
     req=$(field requests "$line") sent=$(field sent "$line")
-    errs=$(($(field connect "$line") + $(field read "$line") + $(field write "$line") + $(field timeout "$line")))
+    errs=$(socket_errors "$line")
     if [ "$delta" = "$expect" ] && [ "$req" = "$sent" ] && [ "$errs" = 0 ] && [ "$(field open_windows "$line")" = 0 ]; then
         echo "    check $what: PASS totalRequests delta $delta == $expect expected (wrk sent $sent, answered $req, socket errors 0)"
     else
@@ -231,16 +238,17 @@ run_one() {
         FAILS=$((FAILS + 1))
         return
     fi
-    local req user_us cpu_us
-    req=$(field requests "$line")
+    local req user_us cpu_us rps p50 p99 errs
+    req=$(field requests "$line") rps=$(field rps "$line")
+    p50=$(field p50_us "$line") p99=$(field p99_us "$line") errs=$(socket_errors "$line")
     read -r user_us cpu_us < <(awk -v a="$t0" -v b="$t1" -v n="$req" -v hz="$CLK_TCK" 'BEGIN {
         split(a, x, " "); split(b, y, " "); if (n < 1) n = 1
         printf "%.3f %.3f\n", (y[1] - x[1]) * 1e6 / hz / n, (y[1] - x[1] + y[2] - x[2]) * 1e6 / hz / n }')
-    echo "$(field rps "$line") $(field p50_us "$line") $(field p99_us "$line") $user_us $cpu_us" \
-        >>"$TMP/res/$scn.$srv"
-    printf '    %-15s round %d  %-10s %9s req/s  p50 %7.2f ms  p99 %7.2f ms  user %6.2f us/req  user+sys %6.2f us/req  (%s answers, %s non-2xx)\n' \
-        "$scn" "$round" "$srv" "$(field rps "$line")" "$(awk -v u="$(field p50_us "$line")" 'BEGIN{print u/1000}')" \
-        "$(awk -v u="$(field p99_us "$line")" 'BEGIN{print u/1000}')" "$user_us" "$cpu_us" "$req" "$(field non2xx "$line")"
+    echo "$rps $p50 $p99 $user_us $cpu_us" >>"$TMP/res/$scn.$srv"
+    printf '    %-15s round %d  %-10s %9s req/s  p50 %7s ms  p99 %7s ms' \
+        "$scn" "$round" "$srv" "$rps" "$(us_to_ms "$p50")" "$(us_to_ms "$p99")"
+    printf '  user %6.2f us/req  user+sys %6.2f us/req  (%s answers, %s non-2xx, %s socket errors)\n' \
+        "$user_us" "$cpu_us" "$req" "$(field non2xx "$line")" "$errs"
     if [ "$srv" = fasterapid ]; then
         local after expect
         after=$(stats_field "$port" totalRequests)
@@ -272,6 +280,12 @@ load_users() {
     line=$(grep '^wrk-result' "$TMP/users.out")
     after=$(stats_field "$port" totalRequests)
     unique=$(stats_field "$port" uniqueUsers)
+    if [ -z "$line" ]; then
+        echo "    loading users: FAIL, wrk printed no result:"
+        tail -n 5 "$TMP/users.out" | sed 's/^/      /'
+        FAILS=$((FAILS + 1))
+        return
+    fi
     echo "    loaded $USERS users into fasterapid in $(field elapsed_s "$line") s ($(field rps "$line") req/s, pipelined $DEPTH)"
     check_exact "stats_1m_users load" "$((after - before))" "$USERS" "$line"
     # The event runs used user_0 .. user_74999, a subset of what was just loaded when USERS >= 75000.
@@ -283,7 +297,7 @@ load_users() {
     fi
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '$1 >= 0 { a[++n] = $1 } END { if (n == 0) { print -1; exit } printf "%.10g\n", (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }'; }
 
 # ---- main ----
 lim=$((C10K + 1000))
@@ -333,13 +347,13 @@ for scn in $SCENARIOS; do
         p99=$(cut -d' ' -f3 "$f" | median)
         usr=$(cut -d' ' -f4 "$f" | median)
         cpu=$(cut -d' ' -f5 "$f" | median)
-        printf '%-16s %-11s %10.0f %9.2f %9.2f %10.2f %10.2f\n' "$scn" "$s" "$rps" \
-            "$(awk -v u="$p50" 'BEGIN{print u/1000}')" "$(awk -v u="$p99" 'BEGIN{print u/1000}')" "$usr" "$cpu"
+        printf '%-16s %-11s %10.0f %9s %9s %10.2f %10.2f\n' "$scn" "$s" "$rps" \
+            "$(us_to_ms "$p50")" "$(us_to_ms "$p99")" "$usr" "$cpu"
         name=load.$scn
         [ "$s" = fasterapid ] || name=load.$scn.$s
-        echo "bench: $name.rps $rps req/s" >>"$TMP/bench"
-        echo "bench: $name.p50_ms $(awk -v u="$p50" 'BEGIN{printf "%.3f", u/1000}') ms" >>"$TMP/bench"
-        echo "bench: $name.p99_ms $(awk -v u="$p99" 'BEGIN{printf "%.3f", u/1000}') ms" >>"$TMP/bench"
+        echo "bench: $name.rps $(printf '%.0f' "$rps") req/s" >>"$TMP/bench"
+        [ "$p50" != -1 ] && echo "bench: $name.p50_ms $(us_to_ms "$p50" 3) ms" >>"$TMP/bench"
+        [ "$p99" != -1 ] && echo "bench: $name.p99_ms $(us_to_ms "$p99" 3) ms" >>"$TMP/bench"
         echo "bench: $name.user_us_per_req $usr us" >>"$TMP/bench"
         echo "bench: $name.cpu_us_per_req $cpu us" >>"$TMP/bench"
         RPS[$s.$scn]=$rps

@@ -48,7 +48,9 @@ function init(args)
     fa_verifying = (tid == 0)
 end
 
--- Called by request(): true while this thread may still send; counts what it sends.
+-- Called by request() before building n requests: true while this thread may still send (and
+-- counts the n as sent); the second result is true for wrk's verification call, which the
+-- caller must answer without advancing its sequence.
 function fa_gate(n)
     if fa_verifying then
         fa_verifying = false
@@ -82,13 +84,21 @@ function done(summary, latency, requests)
     if open > 0 or elapsed <= 0 then
         elapsed = summary.duration / 1e6
     end
+    -- Before done(), wrk corrects its latencies for coordinated omission (stats_correct), adding
+    -- synthesized samples that can fall below the recorded minimum; percentile() only scans
+    -- min..max, so it then misses its rank and returns 0. Report -1 (unknown) rather than 0.
+    local p50, p99 = latency:percentile(50), latency:percentile(99)
+    if summary.requests > 0 then
+        if p50 == 0 then p50 = -1 end
+        if p99 == 0 then p99 = -1 end
+    end
     local e = summary.errors
     io.write(string.format(
         "wrk-result requests=%d ok=%d non2xx=%d sent=%d connect=%d read=%d write=%d " ..
         "timeout=%d open_windows=%d elapsed_s=%.3f rps=%.0f p50_us=%d p99_us=%d\n",
         summary.requests, summary.requests - e.status, e.status, nsent, e.connect, e.read,
         e.write, e.timeout, open, elapsed, summary.requests / elapsed,
-        latency:percentile(50), latency:percentile(99)))
+        p50, p99))
 end
 
 -- The deterministic 1MRC event number i, as a complete POST /event request. The public load
