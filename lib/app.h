@@ -23,6 +23,18 @@ int fa_app_worker_init(const fa_app_t *app, fa_worker_t *worker);
 void fa_app_worker_fini(const fa_app_t *app, fa_worker_t *worker);
 
 /**
+ * Routes a request whose header section is complete (before its body is read), so that a route
+ * can consume its body as it arrives (batches). Never answers; fa_app_handle does.
+ */
+void fa_app_begin(const fa_app_t *app, fa_req_t *req);
+
+/**
+ * Body bytes of a routed request. Returns 0 if the route wants the body buffered as usual, 1 if
+ * it consumed the bytes itself, or an HTTP status (with *msg) that refuses the request whole.
+ */
+int fa_app_body(fa_req_t *req, const char *at, size_t len, const char **msg);
+
+/**
  * Handles a complete request: routes it and runs its pipeline. Returns FA_OK once the response has
  * been produced (fa_req_respond), or FA_AGAIN if a stage is waiting: the response is produced later
  * from the worker's loop, and the connection waits for it.

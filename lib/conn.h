@@ -53,6 +53,7 @@ struct fa_conn {
     /* header assembly */
     int hdr_phase; /* 0 none, 1 in field, 2 in value */
     size_t body_cap; /* capacity of a pool-held body */
+    size_t streamed; /* body bytes the route consumed as they arrived (not buffered) */
 
     unsigned nrequests; /* answered on this connection */
     ev_tstamp last_io;

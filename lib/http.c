@@ -7,6 +7,7 @@
  * request pool. The parser is paused at the end of every message so that requests are handled one
  * at a time, in order, however many arrive in one read (pipelining).
  */
+#include "app.h"
 #include "conn.h"
 #include "config.h"
 #include "log.h"
@@ -59,6 +60,7 @@ void fa__http_reset_request(fa_conn_t *c)
     r->action = "reading request headers";
     c->hdr_phase = 0;
     c->body_cap = 0;
+    c->streamed = 0;
     c->err_status = 0;
     c->err_msg = NULL;
     c->req_in_rbuf = false;
@@ -190,6 +192,8 @@ static int on_headers_complete(llhttp_t *p)
     }
     c->state = FA_CONN_BODY;
     r->action = "reading request body";
+    /* Routed now, so that a route can take its body as it arrives (batches). */
+    fa_app_begin(c->worker->app, r);
     return 0;
 }
 
@@ -198,8 +202,16 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     fa_conn_t *c = conn_of(p);
     fa_req_t *r = &c->req;
     size_t limit = c->worker->config->limits.body_bytes;
-    if (r->body.len + len > limit)
+    if (r->body.len + c->streamed + len > limit)
         return reject(c, 413, "request body too large");
+    const char *msg = NULL;
+    int st = fa_app_body(r, at, len, &msg);
+    if (st == 1) {
+        c->streamed += len; /* consumed as it came: only counted against the limit */
+        return 0;
+    }
+    if (st != 0)
+        return reject(c, st, msg);
     if (r->body.len == 0 && c->body_cap == 0) {
         r->body.ptr = at;
         r->body.len = len;
@@ -259,6 +271,8 @@ void fa__http_detach(fa_conn_t *c)
     if (old_target.ptr != r->target.ptr) {
         r->path.ptr = r->target.ptr + (r->path.ptr - old_target.ptr);
         r->query.ptr = r->target.ptr + (r->query.ptr - old_target.ptr);
+        for (unsigned i = 0; i < r->nparams; i++)
+            r->param_values[i].ptr = r->target.ptr + (r->param_values[i].ptr - old_target.ptr);
     }
     for (unsigned i = 0; i < r->nheaders; i++) {
         DETACH(r->headers[i].name);
@@ -292,6 +306,8 @@ void fa__http_rebase(fa_conn_t *c, const char *old_base, const char *new_base)
     REBASE(r->target);
     REBASE(r->path);
     REBASE(r->query);
+    for (unsigned i = 0; i < r->nparams; i++)
+        REBASE(r->param_values[i]);
     for (unsigned i = 0; i < r->nheaders; i++) {
         REBASE(r->headers[i].name);
         REBASE(r->headers[i].value);

@@ -13,6 +13,7 @@
  */
 #include "alloc.h"
 #include "app.h"
+#include "batch.h"
 #include "conn.h"
 #include "log.h"
 #include "router.h"
@@ -28,6 +29,7 @@ typedef struct {
     const fa_route_conf_t *route;
     fa_stage_t *stages;
     unsigned nstages;
+    const fa_batch_conf_t *batch; /* the body is a batch: stages[1..] run per event */
 } fa_pipeline_t;
 
 struct fa_app {
@@ -73,6 +75,14 @@ static bool compile_pipeline(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_e
             ok = false;
             continue;
         }
+        if (info->batch && (type->terminal || type->async)) {
+            fa_errbuf_add(errs, key, path,
+                          "stage \"%s\" cannot run per event of a batch (the batch report is the "
+                          "answer; per-event stages must not wait)",
+                          type->name);
+            ok = false;
+            continue;
+        }
         fa_stage_parse_t p = {
             .arena = &app->arena,
             .config = app->config,
@@ -91,8 +101,17 @@ static bool compile_pipeline(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_e
         pipe->stages[j] = (fa_stage_t){type, conf};
         if (type->terminal)
             info->responded = true;
+        const fa_batch_conf_t *bc = fa_stage_parse_json_batch(&pipe->stages[j]);
+        if (bc && j != 0) {
+            fa_errbuf_add(errs, key, path,
+                          "a batch parse_json must be the first stage of its pipeline");
+            ok = false;
+        } else if (bc) {
+            pipe->batch = bc;
+            info->batch = true;
+        }
     }
-    if (ok && !info->responded) {
+    if (ok && !info->responded && !info->batch) {
         snprintf(path, sizeof(path), "routes[%zu].pipeline", ri);
         fa_errbuf_add(errs, seq, path,
                       "the pipeline never answers: end it with a stage that responds (respond, "
@@ -240,7 +259,32 @@ void fa_pipe_wait(fa_req_t *req, fa_future_t f)
     ctx->wait = f;
 }
 
-fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
+/* Takes one event of a batch through the stages after parse_json (batch.c calls it). */
+static void run_event_stages(fa_req_t *req)
+{
+    fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
+    const fa_pipeline_t *pipe = ctx->pipe;
+    for (unsigned i = 1; i < pipe->nstages; i++) {
+        const fa_stage_t *s = &pipe->stages[i];
+        fa_status_t st = s->type->run(req, s);
+        if (st == FA_OK)
+            continue;
+        if (st != FA_DONE)
+            fa_batch_reject(ctx->batch, "internal error");
+        return;
+    }
+}
+
+void fa_pipe_reject(fa_req_t *req, int status, const char *msg)
+{
+    fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
+    if (ctx && fa_batch_in_event(ctx->batch))
+        fa_batch_reject(ctx->batch, msg);
+    else
+        fa_req_respond_error(req, status, msg);
+}
+
+void fa_app_begin(const fa_app_t *app, fa_req_t *req)
 {
     int m = method_of(req->method);
     fa_route_match_t match;
@@ -258,16 +302,15 @@ fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
                 match.allow = probe.allow;
     }
     if (res == FA_ROUTE_NOT_FOUND) {
-        fa_req_respond_error(req, 404, "not found");
-        return FA_OK;
+        req->route_status = 404;
+        return;
     }
     if (res == FA_ROUTE_METHOD_NOT_ALLOWED) {
-        if (match.allow)
-            fa_req_add_header(req, FA_STR_LIT("Allow"),
-                              (fa_str_t){match.allow, strlen(match.allow)});
-        fa_req_respond_error(req, 405, "method not allowed");
-        return FA_OK;
+        req->route_status = 405;
+        req->allow = match.allow;
+        return;
     }
+    req->route_status = 200;
     const fa_pipeline_t *pipe = match.data;
     req->route = pipe;
     req->nparams = FA_MIN(match.nparams, (unsigned)FA_REQ_MAX_PARAMS);
@@ -280,8 +323,34 @@ fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
     ctx->next = 0;
     ctx->has_json = false;
     ctx->wait = FA_FUTURE_NULL;
+    ctx->batch = pipe->batch ? fa_batch_new(req, pipe->batch, run_event_stages) : NULL;
     req->pipe_state = ctx;
-    return run_stages(req, ctx);
+}
+
+int fa_app_body(fa_req_t *req, const char *at, size_t len, const char **msg)
+{
+    fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
+    if (!ctx || !ctx->batch)
+        return 0;
+    int st = fa_batch_feed(req, ctx->batch, at, len, msg);
+    return st ? st : 1;
+}
+
+fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
+{
+    if (req->route_status == 0)
+        fa_app_begin(app, req);
+    if (req->route_status == 404) {
+        fa_req_respond_error(req, 404, "not found");
+        return FA_OK;
+    }
+    if (req->route_status == 405) {
+        if (req->allow)
+            fa_req_add_header(req, FA_STR_LIT("Allow"), (fa_str_t){req->allow, strlen(req->allow)});
+        fa_req_respond_error(req, 405, "method not allowed");
+        return FA_OK;
+    }
+    return run_stages(req, fa_pipe_ctx(req));
 }
 
 void fa_app_abort(fa_req_t *req)

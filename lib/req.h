@@ -41,7 +41,9 @@ struct fa_req {
     fa_str_t body;      /* whole body, contiguous (chunked bodies are joined) */
     uint64_t content_length; /* UINT64_MAX when not given */
 
-    /* routing: filled by the application before the pipeline runs */
+    /* routing: filled by the application when the header section is complete */
+    int route_status;  /* 0 before routing, 200 found, 404, 405 */
+    const char *allow; /* on 405 */
     const void *route;
     unsigned nparams;
     fa_str_t param_names[FA_REQ_MAX_PARAMS];

@@ -13,6 +13,7 @@
 #ifndef FA_STAGE_H
 #define FA_STAGE_H
 
+#include "batch.h"
 #include "config.h"
 #include "fa.h"
 #include "future.h"
@@ -26,6 +27,7 @@ typedef struct fa_stage_type fa_stage_type_t;
 #define FA_PIPE_MAX_FIELDS 64
 typedef struct {
     bool has_json;  /* a parse_json stage runs earlier */
+    bool batch;     /* parse_json splits the body into events: later stages run per event */
     bool responded; /* an earlier stage always answers: nothing may follow it */
     unsigned nfields;
     struct {
@@ -60,6 +62,8 @@ struct fa_stage_type {
     fa_status_t (*run)(fa_req_t *req, const fa_stage_t *stage);
     /** True if run always answers the request (respond, stats): the pipeline's last stage. */
     bool terminal;
+    /** True if run may return FA_AGAIN (wait on a future): not allowed per event in a batch. */
+    bool async;
 };
 
 /** The stage kind called name, or NULL. */
@@ -68,13 +72,14 @@ const fa_stage_type_t *fa_stage_find(const char *name, size_t len);
 /** Names of all stage kinds, comma separated, for "unknown stage" messages. */
 const char *fa_stage_names(void);
 
-/* Per-request pipeline state, allocated from req->pool when the pipeline starts. */
+/* Per-request pipeline state, allocated from req->pool once the request is routed. */
 typedef struct {
     const void *pipe; /* the compiled pipeline */
     unsigned next;    /* index of the next stage to run */
-    fa_json_t json;   /* the parsed body, once parse_json ran */
+    fa_json_t json;   /* the parsed body (or, in a batch, the current event) */
     bool has_json;
-    fa_future_t wait; /* what a waiting stage waits on */
+    fa_future_t wait;  /* what a waiting stage waits on */
+    fa_batch_t *batch; /* set for a route whose body is a batch of events */
 } fa_pipe_ctx_t;
 
 static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
@@ -86,8 +91,17 @@ static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
  * rejected f answers 500, or 504 for a timeout, unless the stage answered already. */
 void fa_pipe_wait(fa_req_t *req, fa_future_t f);
 
+/**
+ * Refuses the request (or, inside a batch, the current event) with status and msg (static or
+ * from req->pool). A stage calls it and returns FA_DONE.
+ */
+void fa_pipe_reject(fa_req_t *req, int status, const char *msg);
+
 /* Helpers shared by stage parsers. */
 bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
+
+/** The batch settings of a parse_json stage, or NULL (another kind, or not a batch). */
+const fa_batch_conf_t *fa_stage_parse_json_batch(const fa_stage_t *stage);
 
 /* The stage kinds (one file each). */
 extern const fa_stage_type_t fa_stage_parse_json;

@@ -92,14 +92,19 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     int vt = fa_json_object_get(doc, root, c->value.ptr, c->value.len);
     fa_str_t key;
     if (kt < 0 || vt < 0 || !fa_json_str(doc, kt, req->pool, &key)) {
-        fa_req_respond_error(req, 400, "missing key or value");
+        fa_pipe_reject(req, 400, "missing key or value");
         return FA_DONE;
     }
     fa_str_t raw = fa_json_raw(doc, vt);
     __int128 nanos;
     if (fa_dec_parse(raw.ptr, raw.len, &nanos) < 0) {
-        fa_req_respond_error(req, 400, "value is out of the range that can be summed exactly");
+        fa_pipe_reject(req, 400, "value is out of the range that can be summed exactly");
         return FA_DONE;
+    }
+    if (ctx->batch) {
+        /* Counted once the whole batch is known good (see batch.h). */
+        fa_batch_defer_add(ctx->batch, key, nanos);
+        return FA_OK;
     }
     fa_worker_t *w = req->worker;
     int rc = fa_agg_add(w->agg, w->shard, key.ptr, key.len, nanos);

@@ -71,4 +71,5 @@ const fa_stage_type_t fa_stage_delay = {
     .name = "delay",
     .parse = parse,
     .run = run,
+    .async = true,
 };

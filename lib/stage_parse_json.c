@@ -5,6 +5,11 @@
  *
  * A body over max_bytes is refused with 413; anything that is not one well-formed JSON value
  * (RFC 8259, valid UTF-8, no duplicate keys) with 400 and a body naming the problem and its byte.
+ *
+ *   - parse_json: { batch: ndjson, max_events: 10000, max_bytes: 4k }
+ *
+ * makes the body a batch of events (batch: ndjson, array or auto; see batch.h): max_bytes and max_depth
+ * then apply to each event, and the stages after this one run once per event.
  */
 #include "config.h"
 #include "json.h"
@@ -15,6 +20,7 @@
 
 typedef struct {
     fa_json_limits_t lim;
+    fa_batch_conf_t batch; /* framing FA_BATCH_NONE: the body is one document */
 } parse_json_conf_t;
 
 static const void *parse(fa_stage_parse_t *p)
@@ -28,7 +34,7 @@ static const void *parse(fa_stage_parse_t *p)
         return c; /* "parse_json:" with no argument */
     if (!fa_stage_expect_map(p, p->arg, "parse_json"))
         return NULL;
-    bool ok = true;
+    bool ok = true, has_max_events = false, has_max_bytes = false;
     char path[160];
     for (size_t i = 0; i < p->arg->map.len; i++) {
         const fa_yaml_node_t *k = p->arg->map.pairs[i].key, *v = p->arg->map.pairs[i].value;
@@ -37,6 +43,7 @@ static const void *parse(fa_stage_parse_t *p)
         if (strcmp(k->scalar.str, "max_bytes") == 0) {
             size_t sz;
             ok &= fa_config_parse_size(v, path, &sz, p->errs);
+            has_max_bytes = true;
             if (ok && (sz == 0 || sz > FA_JSON_HARD_MAX_BYTES)) {
                 fa_errbuf_add(p->errs, v, path, "expected a size from 1 to 1g");
                 ok = false;
@@ -48,11 +55,38 @@ static const void *parse(fa_stage_parse_t *p)
         } else if (strcmp(k->scalar.str, "max_tokens") == 0) {
             ok &= fa_config_parse_int(v, path, 1, 10000000, &n, p->errs);
             c->lim.max_tokens = (uint32_t)n;
+        } else if (strcmp(k->scalar.str, "batch") == 0) {
+            if (fa_yaml_scalar_is(v, "ndjson")) {
+                c->batch.framing = FA_BATCH_NDJSON;
+            } else if (fa_yaml_scalar_is(v, "array")) {
+                c->batch.framing = FA_BATCH_ARRAY;
+            } else if (fa_yaml_scalar_is(v, "auto")) {
+                c->batch.framing = FA_BATCH_AUTO;
+            } else {
+                fa_errbuf_add(p->errs, v, path, "expected ndjson, array or auto");
+                ok = false;
+            }
+        } else if (strcmp(k->scalar.str, "max_events") == 0) {
+            ok &= fa_config_parse_int(v, path, 1, 10000000, &n, p->errs);
+            c->batch.max_events = (uint32_t)n;
+            has_max_events = true;
         } else {
             fa_errbuf_add(p->errs, k, path,
-                          "unknown key (parse_json takes max_bytes, max_depth, max_tokens)");
+                          "unknown key (parse_json takes max_bytes, max_depth, max_tokens, batch, "
+                          "max_events)");
             ok = false;
         }
+    }
+    if (ok && has_max_events && c->batch.framing == FA_BATCH_NONE) {
+        fa_errbuf_add(p->errs, p->arg, p->path, "parse_json: max_events needs batch: ndjson|array|auto");
+        ok = false;
+    }
+    if (c->batch.framing != FA_BATCH_NONE) {
+        if (!has_max_events)
+            c->batch.max_events = 10000;
+        if (!has_max_bytes)
+            c->lim.max_bytes = 64 * 1024; /* per event */
+        c->batch.event = c->lim;
     }
     return ok ? c : NULL;
 }
@@ -61,6 +95,8 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
 {
     const parse_json_conf_t *c = stage->conf;
     fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
+    if (ctx->batch)
+        return fa_batch_finish(req, ctx->batch); /* the events went by as the body arrived */
     if (req->body.len > c->lim.max_bytes) {
         fa_req_respond_error(req, 413, "request body too large for this route");
         return FA_DONE;
@@ -79,3 +115,11 @@ const fa_stage_type_t fa_stage_parse_json = {
     .parse = parse,
     .run = run,
 };
+
+const fa_batch_conf_t *fa_stage_parse_json_batch(const fa_stage_t *stage)
+{
+    if (stage->type != &fa_stage_parse_json)
+        return NULL;
+    const parse_json_conf_t *c = stage->conf;
+    return c->batch.framing == FA_BATCH_NONE ? NULL : &c->batch;
+}

@@ -252,6 +252,8 @@ static const void *parse(fa_stage_parse_t *p)
 typedef struct {
     fa_json_writer_t out;
     unsigned nerr;
+    bool batch;      /* one event of a batch: only the first reason is kept, as text */
+    char first[192]; /* "field: reason" of the first failure */
 } report_t;
 
 static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, ...)
@@ -259,17 +261,23 @@ static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, 
 
 static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, ...)
 {
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (rep->batch) {
+        if (rep->nerr++ == 0)
+            snprintf(rep->first, sizeof(rep->first), "%.*s %s", (int)FA_MIN(field.len, 64u),
+                     field.ptr, msg);
+        return;
+    }
     if (rep->nerr++ == 0) {
         fa_json_writer_init(&rep->out, req->pool, 256);
         fa_json_write_raw(&rep->out, "{\"error\":\"validation failed\",\"fields\":[", 38);
     } else {
         fa_json_write_raw(&rep->out, ",", 1);
     }
-    char msg[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     fa_json_write_raw(&rep->out, "{\"field\":", 9);
     fa_json_write_str(&rep->out, field.ptr, field.len);
     fa_json_write_raw(&rep->out, ",\"error\":", 9);
@@ -376,10 +384,11 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     const fa_json_t *doc = &ctx->json;
     int root = fa_json_root(doc);
     if (fa_json_type(doc, root) != FA_JSON_OBJECT) {
-        fa_req_respond_error(req, 400, "the body must be a JSON object");
+        fa_pipe_reject(req, 400, ctx->batch ? "the event must be a JSON object"
+                                            : "the body must be a JSON object");
         return FA_DONE;
     }
-    report_t rep = {.nerr = 0};
+    report_t rep = {.nerr = 0, .batch = fa_batch_in_event(ctx->batch)};
     for (size_t i = 0; i < c->nfields; i++) {
         const field_t *f = &c->fields[i];
         int tok = fa_json_object_get(doc, root, f->name.ptr, f->name.len);
@@ -407,6 +416,10 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     }
     if (rep.nerr == 0)
         return FA_OK;
+    if (rep.batch) {
+        fa_batch_reject(ctx->batch, rep.first);
+        return FA_DONE;
+    }
     fa_json_write_raw(&rep.out, "]}", 2);
     fa_str_t body = fa_json_writer_str(&rep.out);
     fa_req_respond(req, 400, FA_STR_LIT("application/json"), body.ptr, body.len);
