@@ -6,7 +6,8 @@
 #
 # Environment (defaults in brackets):
 #   SERVERS     which servers, in the order they alternate ["fasterapid nginx floor"]
-#   SCENARIOS   ["event pipelined stats_1m_users c10k"]
+#   SCENARIOS   ["event pipelined stats_1m_users c10k batch"] (batch: fasterapid only, POST
+#               /events with BATCH [1000] events per request on BATCH_CONNS [16] connections)
 #   ROUNDS [3]  DURATION [5] seconds of sending per run   WORKERS [nproc] server processes
 #   THREADS [2] CONNS [256] wrk threads and connections    DEPTH [16] requests per pipelined write
 #   C10K [10000] connections of the c10k scenario          USERS [1000000] users loaded for stats
@@ -21,7 +22,7 @@ set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SERVERS=${SERVERS:-"fasterapid nginx floor"}
-SCENARIOS=${SCENARIOS:-"event pipelined stats_1m_users c10k"}
+SCENARIOS=${SCENARIOS:-"event pipelined stats_1m_users c10k batch"}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WORKERS=${WORKERS:-$(nproc)}
@@ -30,6 +31,8 @@ CONNS=${CONNS:-256}
 DEPTH=${DEPTH:-16}
 C10K=${C10K:-10000}
 USERS=${USERS:-1000000}
+BATCH=${BATCH:-1000}
+BATCH_CONNS=${BATCH_CONNS:-16}
 PORT_BASE=${PORT_BASE:-18380}
 FASTERAPID_BIN=${FASTERAPID_BIN:-$HERE/../build/fasterapid}
 FASTERAPID_CONF=${FASTERAPID_CONF:-$HERE/fasterapid-perf.yaml}
@@ -37,7 +40,7 @@ FLOOR_BIN=${FLOOR_BIN:-$HERE/../build/perf/floor}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 CLK_TCK=$(getconf CLK_TCK)
 
-for v in ROUNDS DURATION WORKERS THREADS CONNS DEPTH C10K USERS PORT_BASE; do
+for v in ROUNDS DURATION WORKERS THREADS CONNS DEPTH C10K USERS PORT_BASE BATCH BATCH_CONNS; do
     case ${!v} in '' | *[!0-9]*) echo "load.sh: $v must be a whole number (got '${!v}')" >&2; exit 2 ;; esac
 done
 if [ $((USERS % (THREADS * DEPTH))) -ne 0 ]; then
@@ -222,11 +225,12 @@ run_one() {
     pipelined) script=pipeline.lua conns=$CONNS depth=$DEPTH ;;
     stats_1m_users) script=stats.lua conns=$CONNS ;;
     c10k) script=event.lua conns=$C10K grace=3 ;;
+    batch) script=batch.lua conns=$BATCH_CONNS ;;
     esac
     local t0 t1 before=0
     [ "$srv" = fasterapid ] && before=$(stats_field "$port" totalRequests)
     t0=$(cpu_ticks "$pid")
-    FA_WINDOW=$DURATION FA_THREADS=$THREADS FA_DEPTH=$depth \
+    FA_WINDOW=$DURATION FA_THREADS=$THREADS FA_DEPTH=$depth FA_BATCH=$BATCH \
         wrk -t"$THREADS" -c"$conns" -d"$((DURATION + grace))s" --timeout 30s --latency \
         -s "$HERE/wrk/$script" "http://127.0.0.1:$port/" >"$TMP/wrk.out" 2>&1
     t1=$(cpu_ticks "$pid")
@@ -254,6 +258,7 @@ run_one() {
         after=$(stats_field "$port" totalRequests)
         expect=$(field ok "$line")
         [ "$scn" = stats_1m_users ] && expect=0 # GET /stats counts no event
+        [ "$scn" = batch ] && expect=$((expect * BATCH))
         check_exact "$scn round $round" "$((after - before))" "$expect" "$line"
     fi
 }
@@ -318,7 +323,7 @@ for s in $active; do echo "  $s: PID ${PID[$s]} on 127.0.0.1:${PORT[$s]}"; done
 [ -n "$active" ] || { echo "load.sh: no server started" >&2; exit 1; }
 
 for scn in $SCENARIOS; do
-    case $scn in event | pipelined | stats_1m_users | c10k) ;; *)
+    case $scn in event | pipelined | stats_1m_users | c10k | batch) ;; *)
         echo "load.sh: unknown scenario '$scn'" >&2
         continue
         ;;
@@ -331,7 +336,11 @@ for scn in $SCENARIOS; do
     # Only fasterapid keeps state; nginx and the floor answer /stats with a constant.
     [ "$scn" = stats_1m_users ] && [ -n "${PID[fasterapid]:-}" ] && load_users
     for round in $(seq "$ROUNDS"); do
-        for s in $active; do run_one "$scn" "$s" "$round"; done
+        for s in $active; do
+            # Batches are fasterapid's own feature: the anchors have nothing to compare.
+            [ "$scn" = batch ] && [ "$s" != fasterapid ] && continue
+            run_one "$scn" "$s" "$round"
+        done
     done
 done
 
@@ -357,6 +366,7 @@ for scn in $SCENARIOS; do
         echo "bench: $name.user_us_per_req $usr us" >>"$TMP/bench"
         echo "bench: $name.cpu_us_per_req $cpu us" >>"$TMP/bench"
         RPS[$s.$scn]=$rps
+        [ "$scn" = batch ] && echo "bench: load.batch.events_per_s $(printf '%.0f' "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN{print r*b}')") events/s" >>"$TMP/bench"
     done
     for anchor in nginx floor; do
         a=${RPS[$anchor.$scn]:-} f=${RPS[fasterapid.$scn]:-}
