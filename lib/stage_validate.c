@@ -274,15 +274,18 @@ static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, 
     }
     if (rep->nerr++ == 0) {
         fa_json_writer_init(&rep->out, req->pool, 256);
-        fa_json_write_raw(&rep->out, "{\"error\":\"validation failed\",\"fields\":[", 38);
-    } else {
-        fa_json_write_raw(&rep->out, ",", 1);
+        fa_json_write_begin_object(&rep->out);
+        fa_json_write_key(&rep->out, "error", 5);
+        fa_json_write_str(&rep->out, "validation failed", 17);
+        fa_json_write_key(&rep->out, "fields", 6);
+        fa_json_write_begin_array(&rep->out);
     }
-    fa_json_write_raw(&rep->out, "{\"field\":", 9);
+    fa_json_write_begin_object(&rep->out);
+    fa_json_write_key(&rep->out, "field", 5);
     fa_json_write_str(&rep->out, field.ptr, field.len);
-    fa_json_write_raw(&rep->out, ",\"error\":", 9);
+    fa_json_write_key(&rep->out, "error", 5);
     fa_json_write_str(&rep->out, msg, strlen(msg));
-    fa_json_write_raw(&rep->out, "}", 1);
+    fa_json_write_end_object(&rep->out);
 }
 
 static bool is_integer_text(fa_str_t raw)
@@ -420,7 +423,8 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
         fa_batch_reject(ctx->batch, rep.first);
         return FA_DONE;
     }
-    fa_json_write_raw(&rep.out, "]}", 2);
+    fa_json_write_end_array(&rep.out);
+    fa_json_write_end_object(&rep.out);
     fa_str_t body = fa_json_writer_str(&rep.out);
     fa_req_respond(req, 400, FA_STR_LIT("application/json"), body.ptr, body.len);
     return FA_DONE;

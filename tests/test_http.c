@@ -285,3 +285,45 @@ Test(http, async_stage_and_disconnect)
     usleep(700000); /* let the abandoned timers' time pass */
     cr_assert_eq(get("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
 }
+
+typedef struct {
+    const char *desc, *body;
+    int status;
+    const char *answer;
+} strict_case_t;
+
+Test(http, validate_rules_end_to_end)
+{
+    static const strict_case_t cases[] = {
+        {"all good", "{\"name\":\"abc\",\"n\":3,\"color\":\"red\",\"tags\":[1],\"ok\":true}", 201,
+         "{\"name\":\"abc\",\"n\":\"3\"}"},
+        {"every rule broken",
+         "{\"name\":\"A\",\"n\":1.5,\"color\":\"blue\",\"tags\":[1,2,3],\"ok\":1,\"x\":0}", 400,
+         "{\"error\":\"validation failed\",\"fields\":["
+         "{\"field\":\"name\",\"error\":\"must be at least 2 characters long\"},"
+         "{\"field\":\"name\",\"error\":\"does not match the pattern\"},"
+         "{\"field\":\"n\",\"error\":\"must be an integer\"},"
+         "{\"field\":\"color\",\"error\":\"is not one of the allowed values\"},"
+         "{\"field\":\"tags\",\"error\":\"must have at most 2 elements\"},"
+         "{\"field\":\"ok\",\"error\":\"must be a boolean\"},"
+         "{\"field\":\"x\",\"error\":\"is not allowed\"}]}"},
+        {"missing and out of range", "{\"n\":11}", 400,
+         "{\"error\":\"validation failed\",\"fields\":["
+         "{\"field\":\"name\",\"error\":\"is required\"},"
+         "{\"field\":\"n\",\"error\":\"must be at most 10\"}]}"},
+        {"code points, not bytes", "{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\",\"n\":0}",
+         400,
+         "{\"error\":\"validation failed\",\"fields\":["
+         "{\"field\":\"name\",\"error\":\"does not match the pattern\"}]}"},
+        {"too deep", "{\"name\":\"ab\",\"n\":1,\"tags\":[[[1]]]}", 400, NULL},
+    };
+    fa_tresp_t r;
+    char req[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(req, sizeof(req), "POST /strict HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(cases[i].body), cases[i].body);
+        cr_expect_eq(get(req, &r), cases[i].status, "%s: %d %s", cases[i].desc, r.status, r.body);
+        if (cases[i].answer)
+            cr_expect_str_eq(r.body, cases[i].answer, "%s", cases[i].desc);
+    }
+}
