@@ -41,6 +41,13 @@ int fa_app_body(fa_req_t *req, const char *at, size_t len, const char **msg);
  */
 fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req);
 
+/**
+ * The compiled stages of the route "METHOD path" (a pattern, as written in the config), or NULL;
+ * *n gets their number. For benchmarks and tests that run stages without a connection.
+ */
+const struct fa_stage *fa_app_stages(const fa_app_t *app, const char *method, const char *path,
+                                     unsigned *n);
+
 /** The connection of a request that returned FA_AGAIN is going away: cancel what it waits for. */
 void fa_app_abort(fa_req_t *req);
 

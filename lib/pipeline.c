@@ -362,3 +362,16 @@ void fa_app_abort(fa_req_t *req)
         fa_future_cancel(f);
     }
 }
+
+const fa_stage_t *fa_app_stages(const fa_app_t *app, const char *method, const char *path,
+                                unsigned *n)
+{
+    for (size_t i = 0; i < app->npipes; i++) {
+        const fa_route_conf_t *rc = app->pipes[i].route;
+        if (rc && strcmp(rc->method, method) == 0 && strcmp(rc->path, path) == 0) {
+            *n = app->pipes[i].nstages;
+            return app->pipes[i].stages;
+        }
+    }
+    return NULL;
+}

@@ -48,7 +48,7 @@ typedef struct {
     const char *route_path;    /* the route's path pattern, for ${path.x} checks */
 } fa_stage_parse_t;
 
-typedef struct {
+typedef struct fa_stage {
     const fa_stage_type_t *type;
     const void *conf;
 } fa_stage_t;
