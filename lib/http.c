@@ -151,18 +151,27 @@ static int on_headers_complete(llhttp_t *p)
     r->method_str.len = strlen(r->method_str.ptr);
     r->head = p->method == HTTP_HEAD;
     r->keep_alive = llhttp_should_keep_alive(p);
-    if (r->target.len == 0 || r->target.ptr[0] != '/') {
-        /* origin-form only; absolute-form and '*' are not served here */
-        if (!(r->target.len == 1 && r->target.ptr[0] == '*' && p->method == HTTP_OPTIONS))
+    fa_str_t t = r->target;
+    if (t.len > 7 && (strncasecmp(t.ptr, "http://", 7) == 0 || strncasecmp(t.ptr, "https://", 8) == 0)) {
+        /* absolute-form (RFC 9112 3.2.2): a server must accept it; the authority is dropped */
+        const char *auth = memchr(t.ptr, '/', t.len) + 2;
+        const char *slash = memchr(auth, '/', (size_t)(t.ptr + t.len - auth));
+        const char *qm = memchr(auth, '?', (size_t)(t.ptr + t.len - auth));
+        if (qm && (!slash || qm < slash))
+            slash = qm;
+        t = slash ? (fa_str_t){slash, (size_t)(t.ptr + t.len - slash)} : FA_STR_LIT("/");
+    } else if (t.len == 0 || t.ptr[0] != '/') {
+        /* '*' (OPTIONS) goes on to routing, which answers it; anything else is malformed */
+        if (!(t.len == 1 && t.ptr[0] == '*' && p->method == HTTP_OPTIONS))
             return reject(c, 400, "invalid request target");
     }
-    const char *q = memchr(r->target.ptr, '?', r->target.len);
+    const char *q = memchr(t.ptr, '?', t.len);
     if (q) {
-        r->path = (fa_str_t){r->target.ptr, (size_t)(q - r->target.ptr)};
-        r->query = (fa_str_t){q + 1, r->target.len - r->path.len - 1};
+        r->path = (fa_str_t){t.ptr, (size_t)(q - t.ptr)};
+        r->query = (fa_str_t){q + 1, t.len - r->path.len - 1};
     } else {
-        r->path = r->target;
-        r->query = (fa_str_t){r->target.ptr + r->target.len, 0};
+        r->path = t;
+        r->query = (fa_str_t){t.ptr + t.len, 0};
     }
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
@@ -269,10 +278,17 @@ void fa__http_detach(fa_conn_t *c)
     fa_str_t old_target = r->target;
     DETACH(r->target);
     if (old_target.ptr != r->target.ptr) {
-        r->path.ptr = r->target.ptr + (r->path.ptr - old_target.ptr);
-        r->query.ptr = r->target.ptr + (r->query.ptr - old_target.ptr);
+        /* path, query and parameters are views into the target (or static strings) */
+#define MOVE(v)                                                                                    \
+    do {                                                                                           \
+        if ((v).ptr >= old_target.ptr && (v).ptr <= old_target.ptr + old_target.len)             \
+            (v).ptr = r->target.ptr + ((v).ptr - old_target.ptr);                                  \
+    } while (0)
+        MOVE(r->path);
+        MOVE(r->query);
         for (unsigned i = 0; i < r->nparams; i++)
-            r->param_values[i].ptr = r->target.ptr + (r->param_values[i].ptr - old_target.ptr);
+            MOVE(r->param_values[i]);
+#undef MOVE
     }
     for (unsigned i = 0; i < r->nheaders; i++) {
         DETACH(r->headers[i].name);

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -30,6 +31,11 @@ typedef struct {
     fa_stage_t *stages;
     unsigned nstages;
     const fa_batch_conf_t *batch; /* the body is a batch: stages[1..] run per event */
+    /* on_error: how this route answers a refusal, by status (400..599; 4 = 4xx, 5 = 5xx,
+     * 0 = default), each a respond stage */
+    unsigned nerr;
+    int *err_status;
+    fa_stage_t *err_answer;
 } fa_pipeline_t;
 
 struct fa_app {
@@ -39,6 +45,60 @@ struct fa_app {
     fa_pipeline_t *pipes;
     size_t npipes;
 };
+
+/*
+ * on_error: { 400: { status: 422, json: {...} }, 5xx: {...}, default: {...} } — each value is
+ * what a respond stage takes; ${error} in it is the refusal's reason.
+ */
+static bool compile_on_error(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_pipe_info_t *info,
+                             fa_errbuf_t *errs)
+{
+    const fa_yaml_node_t *m = app->config->routes[ri].on_error;
+    bool ok = true;
+    char path[96];
+    pipe->err_status = fa_pool_alloc(&app->arena, FA_MAX(m->map.len, (size_t)1) * sizeof(int));
+    pipe->err_answer =
+        fa_pool_alloc(&app->arena, FA_MAX(m->map.len, (size_t)1) * sizeof(fa_stage_t));
+    for (size_t i = 0; i < m->map.len; i++) {
+        const fa_yaml_node_t *k = m->map.pairs[i].key;
+        snprintf(path, sizeof(path), "routes[%zu].on_error.%s", ri, k->scalar.str);
+        int status = -1;
+        const char *ks = k->scalar.str;
+        if (strcmp(ks, "default") == 0)
+            status = 0;
+        else if (strcmp(ks, "4xx") == 0 || strcmp(ks, "5xx") == 0)
+            status = ks[0] - '0';
+        else if (k->scalar.len == 3 && ks[0] >= '4' && ks[0] <= '5' && ks[1] >= '0' &&
+                 ks[1] <= '9' && ks[2] >= '0' && ks[2] <= '9')
+            status = atoi(ks);
+        if (status < 0) {
+            fa_errbuf_add(errs, k, path,
+                          "expected a status 400..599, 4xx, 5xx or default as the key");
+            ok = false;
+            continue;
+        }
+        bool saved = info->responded;
+        fa_stage_parse_t p = {
+            .arena = &app->arena,
+            .config = app->config,
+            .errs = errs,
+            .path = fa_pool_strndup(&app->arena, path, strlen(path)),
+            .arg = m->map.pairs[i].value,
+            .key = k,
+            .info = info,
+            .route_path = app->config->routes[ri].path,
+        };
+        const void *conf = fa_stage_respond.parse(&p);
+        info->responded = saved;
+        if (!conf) {
+            ok = false;
+            continue;
+        }
+        pipe->err_status[pipe->nerr] = status;
+        pipe->err_answer[pipe->nerr++] = (fa_stage_t){&fa_stage_respond, conf};
+    }
+    return ok;
+}
 
 /* Compiles one route's pipeline; false after adding located errors. */
 static bool compile_pipeline(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_errbuf_t *errs)
@@ -111,6 +171,8 @@ static bool compile_pipeline(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_e
             info->batch = true;
         }
     }
+    if (rc->on_error && !compile_on_error(app, ri, pipe, info, errs))
+        ok = false;
     if (ok && !info->responded && !info->batch) {
         snprintf(path, sizeof(path), "routes[%zu].pipeline", ri);
         fa_errbuf_add(errs, seq, path,
@@ -278,10 +340,48 @@ static void run_event_stages(fa_req_t *req)
 void fa_pipe_reject(fa_req_t *req, int status, const char *msg)
 {
     fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
-    if (ctx && fa_batch_in_event(ctx->batch))
+    if (ctx && fa_batch_in_event(ctx->batch)) {
         fa_batch_reject(ctx->batch, msg);
-    else
+        return;
+    }
+    if (!fa_pipe_on_error(req, status, msg))
         fa_req_respond_error(req, status, msg);
+}
+
+bool fa_pipe_has_on_error(const fa_req_t *req, int status)
+{
+    const fa_pipe_ctx_t *ctx = req->pipe_state;
+    const fa_pipeline_t *pipe = ctx ? ctx->pipe : NULL;
+    for (unsigned i = 0; pipe && i < pipe->nerr; i++)
+        if (pipe->err_status[i] == status || pipe->err_status[i] == status / 100 ||
+            pipe->err_status[i] == 0)
+            return true;
+    return false;
+}
+
+bool fa_pipe_on_error(fa_req_t *req, int status, const char *msg)
+{
+    fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
+    const fa_pipeline_t *pipe = ctx ? ctx->pipe : NULL;
+    if (pipe && pipe->nerr) {
+        /* The most specific on_error answer: the exact status, then its class, then default. */
+        const fa_stage_t *best = NULL;
+        int rank = 0;
+        for (unsigned i = 0; i < pipe->nerr; i++) {
+            int e = pipe->err_status[i];
+            int r = e == status ? 3 : e == status / 100 ? 2 : e == 0 ? 1 : 0;
+            if (r > rank) {
+                rank = r;
+                best = &pipe->err_answer[i];
+            }
+        }
+        if (best) {
+            req->error_msg = msg;
+            (void)best->type->run(req, best);
+            return true;
+        }
+    }
+    return false;
 }
 
 void fa_app_begin(const fa_app_t *app, fa_req_t *req)

@@ -52,6 +52,7 @@ struct fa_req {
     /* pipeline state: owned by the pipeline runner */
     void *pipe_state;
     const char *action; /* what the request is doing, for log lines */
+    const char *error_msg; /* why a stage refused the request, for on_error answers */
     double start;       /* ev_now when the first byte arrived */
 
     /* response */

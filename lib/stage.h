@@ -97,6 +97,12 @@ void fa_pipe_wait(fa_req_t *req, fa_future_t f);
  */
 void fa_pipe_reject(fa_req_t *req, int status, const char *msg);
 
+/** Answers with the route's on_error answer for status, if it has one (true); msg is ${error}. */
+bool fa_pipe_on_error(fa_req_t *req, int status, const char *msg);
+
+/** True if the request's route has an on_error answer for status. */
+bool fa_pipe_has_on_error(const fa_req_t *req, int status);
+
 /* Helpers shared by stage parsers. */
 bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
 

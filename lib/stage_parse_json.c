@@ -98,12 +98,13 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     if (ctx->batch)
         return fa_batch_finish(req, ctx->batch); /* the events went by as the body arrived */
     if (req->body.len > c->lim.max_bytes) {
-        fa_req_respond_error(req, 413, "request body too large for this route");
+        fa_pipe_reject(req, 413, "request body too large for this route");
         return FA_DONE;
     }
     fa_json_error_t err;
     if (fa_json_parse(&ctx->json, req->pool, req->body.ptr, req->body.len, &c->lim, &err) != 0) {
-        fa_req_respond_error(req, err.code == FA_JSON_ETOOBIG ? 413 : 400, err.msg);
+        fa_pipe_reject(req, err.code == FA_JSON_ETOOBIG ? 413 : 400,
+                       fa_pool_strndup(req->pool, err.msg, strlen(err.msg)));
         return FA_DONE;
     }
     ctx->has_json = true;

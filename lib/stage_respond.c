@@ -10,7 +10,8 @@
  * The body is rendered once at load. ${path.NAME} takes a path parameter of the route, ${body.NAME}
  * a top-level field of the parsed JSON body (string values unescaped; others as their JSON text;
  * missing fields empty). Inside a json body every substitution sits in a string and is escaped as
- * JSON; in a text body it is inserted as is.
+ * JSON; in a text body it is inserted as is. ${error} is the reason a request was refused (for
+ * the answers of a route's on_error).
  */
 #include "config.h"
 #include "json.h"
@@ -19,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { SEG_LIT, SEG_PATH, SEG_BODY };
+enum { SEG_LIT, SEG_PATH, SEG_BODY, SEG_ERROR };
 
 typedef struct {
     int kind;
@@ -143,10 +144,12 @@ static void tpl_string(tpl_t *t, const fa_yaml_node_t *at, const char *s, size_t
                               name);
                 t->ok = false;
             }
+        } else if (nlen == 5 && memcmp(name, "error", 5) == 0) {
+            kind = SEG_ERROR; /* why the request was refused (on_error answers) */
         } else {
             fa_errbuf_add(t->p->errs, at, t->p->path,
-                          "respond: unknown substitution ${%.*s} (use ${path.NAME} or "
-                          "${body.NAME})",
+                          "respond: unknown substitution ${%.*s} (use ${path.NAME}, "
+                          "${body.NAME} or ${error})",
                           (int)(end - d - 2), d + 2);
             t->ok = false;
         }
@@ -360,7 +363,10 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
         }
         if (s->kind == SEG_PATH) {
             v = fa_req_param(req, s->text.ptr, s->text.len);
-        } else if (ctx->has_json) {
+        } else if (s->kind == SEG_ERROR) {
+            if (req->error_msg)
+                v = (fa_str_t){req->error_msg, strlen(req->error_msg)};
+        } else if (ctx && ctx->has_json) {
             const fa_json_t *doc = &ctx->json;
             int tok = fa_json_object_get(doc, fa_json_root(doc), s->text.ptr, s->text.len);
             if (tok >= 0 && !(fa_json_type(doc, tok) == FA_JSON_STRING &&

@@ -391,7 +391,9 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
                                             : "the body must be a JSON object");
         return FA_DONE;
     }
-    report_t rep = {.nerr = 0, .batch = fa_batch_in_event(ctx->batch)};
+    /* With an on_error answer for 400 only the first reason is needed, as text. */
+    report_t rep = {.nerr = 0,
+                    .batch = fa_batch_in_event(ctx->batch) || fa_pipe_has_on_error(req, 400)};
     for (size_t i = 0; i < c->nfields; i++) {
         const field_t *f = &c->fields[i];
         int tok = fa_json_object_get(doc, root, f->name.ptr, f->name.len);
@@ -420,7 +422,7 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     if (rep.nerr == 0)
         return FA_OK;
     if (rep.batch) {
-        fa_batch_reject(ctx->batch, rep.first);
+        fa_pipe_reject(req, 400, fa_pool_strndup(req->pool, rep.first, strlen(rep.first)));
         return FA_DONE;
     }
     fa_json_write_end_array(&rep.out);

@@ -327,3 +327,25 @@ Test(http, validate_rules_end_to_end)
             cr_expect_str_eq(r.body, cases[i].answer, "%s", cases[i].desc);
     }
 }
+
+Test(http, on_error_answers_and_absolute_form_targets)
+{
+    fa_tresp_t r;
+    cr_assert_eq(get("POST /tolerant/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n{\"n\":\"x\"}",
+                     &r),
+                 422);
+    cr_assert_str_eq(r.body, "{\"id\":\"7\",\"problem\":\"n must be an integer\"}");
+    cr_assert_eq(get("POST /tolerant/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nnope", &r),
+                 422);
+    char big[512];
+    snprintf(big, sizeof(big),
+             "POST /tolerant/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 80\r\n\r\n{\"n\":\"%074d\"}", 0);
+    cr_assert_eq(get(big, &r), 400, "default answer for a 413");
+    cr_assert_str_eq(r.body, "no: request body too large for this route");
+    cr_assert_eq(get("POST /tolerant/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"n\":1}", &r),
+                 204);
+
+    cr_assert_eq(get("GET http://example.com/users/x?y=1 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_str_eq(r.body, "{\"user\":\"x\"}");
+    cr_assert_eq(get("GET HTTPS://example.com?q HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
+}

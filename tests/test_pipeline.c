@@ -86,6 +86,10 @@ static const compile_case_t cases[] = {
     {"two_errors",
      "routes:\n  - match: POST /e\n    pipeline:\n      - parse_json: { max_depth: 0 }\n      - respond: { status: 700 }\n",
      "t.yaml:4:34: routes[0].pipeline[0].parse_json.max_depth: expected an integer 1..1024, got \"0\"\nt.yaml:5:28: routes[0].pipeline[1].respond.status: expected an integer 200..599, got \"700\"\n"},
+    {"on_error_bad_keys",
+     "routes:\n  - match: GET /x\n    pipeline:\n      - respond: {}\n    on_error:\n      teapot: { status: 418 }\n      500: { stauts: 1 }\n",
+     "t.yaml:6:7: routes[0].on_error.teapot: expected a status 400..599, 4xx, 5xx or default as the key\n"
+     "t.yaml:7:14: routes[0].on_error.500.respond.stauts: unknown key (respond takes status, body, json, content_type, headers)\n"},
 };
 
 /* Loads and compiles yaml; returns the errors text ("" if it compiled). */
