@@ -10,7 +10,10 @@
 
 #define SLOW_REQ "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,4 +304,53 @@ Test(daemon, snapshot_survives_a_restart_and_a_corrupt_one_is_refused)
     const char *ov2[] = {opt, NULL};
     (void)ov2;
     unlink(snap);
+}
+
+Test(daemon, serves_ipv4_and_ipv6_on_one_port)
+{
+    int port = fa_td_free_port();
+    char opt[128];
+    snprintf(opt, sizeof(opt), "server.listen=[\"127.0.0.1:%d\", \"[::1]:%d\"]", port, port);
+    const char *ov[] = {opt, NULL};
+    fa_td_t d;
+    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", ov), "see %s", d.log_path);
+    d.port = port;
+    cr_assert_eq(fa_tc_once(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", NULL), 200);
+    /* IPv6 loopback, with a plain socket */
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    a.sin6_addr = in6addr_loopback;
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char *req = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char buf[512] = {0};
+    ssize_t n = 0, m;
+    while ((m = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+        n += m;
+    close(fd);
+    cr_assert(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    cr_assert(strstr(buf, "{\"status\":\"healthy\"}"), "%s", buf);
+    char name[64];
+    snprintf(name, sizeof(name), "listening on [::1]:%d", port);
+    cr_assert(fa_td_log_has(&d, name, 0));
+    cr_assert(clean_exit(fa_td_stop(&d, SIGTERM, 15)));
+}
+
+Test(daemon, a_port_in_use_is_a_fatal_error_naming_the_address)
+{
+    int port = fa_td_free_port();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    char opt[64];
+    snprintf(opt, sizeof(opt), "server.listen=127.0.0.1:%d", port);
+    const char *ov[] = {opt, NULL};
+    fa_td_t d;
+    cr_assert_not(fa_td_start(&d, "tests/conf/http.yaml", ov));
+    char msg[96];
+    snprintf(msg, sizeof(msg), "bind to 127.0.0.1:%d: Address already in use", port);
+    cr_assert(fa_td_log_has(&d, msg, 0), "see %s", d.log_path);
+    close(fd);
 }
