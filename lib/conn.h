@@ -55,6 +55,7 @@ struct fa_conn {
     size_t body_cap; /* capacity of a pool-held body */
 
     unsigned nrequests; /* answered on this connection */
+    char _access_peer[48]; /* client address text; accesslog.c fills it at the first line */
     ev_tstamp last_io;
     fa_conn_t *next, *prev;
 };

@@ -89,6 +89,10 @@ void fa_pipe_wait(fa_req_t *req, fa_future_t f);
 /* Helpers shared by stage parsers. */
 bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
 
+/** parse for stages that take no argument ({} or nothing): a non-NULL dummy conf, or NULL after a
+ * located error. */
+const void *fa_stage_parse_empty(fa_stage_parse_t *p);
+
 /* The stage kinds (one file each). */
 extern const fa_stage_type_t fa_stage_parse_json;
 extern const fa_stage_type_t fa_stage_validate;
@@ -97,5 +101,6 @@ extern const fa_stage_type_t fa_stage_respond;
 extern const fa_stage_type_t fa_stage_stats;
 extern const fa_stage_type_t fa_stage_reset;
 extern const fa_stage_type_t fa_stage_delay;
+extern const fa_stage_type_t fa_stage_metrics;
 
 #endif

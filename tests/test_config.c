@@ -160,22 +160,23 @@ Test(config, auto_workers_count_the_affinity_mask)
     fa_config_free(c);
 }
 
-Test(config, shipped_config_loads_with_its_four_routes)
+Test(config, shipped_config_loads_with_its_five_routes)
 {
     fa_errbuf_t errs = {0};
     fa_config_t *c = fa_config_load(shipped_path(), NULL, 0, &errs);
     cr_assert_not_null(c, "%s", errs.text);
     cr_assert_eq(c->server.nlisten, 1);
     cr_assert_str_eq(c->server.listen[0].text, "0.0.0.0:8080");
-    cr_assert_eq(c->nroutes, 4);
+    cr_assert_eq(c->nroutes, 5);
     static const struct {
         const char *method, *path, *first_stage;
         size_t nstages;
     } want[] = {{"POST", "/event", "parse_json", 4},
                 {"GET", "/stats", "stats", 1},
                 {"GET", "/health", "respond", 1},
-                {"GET", "/users/:id", "respond", 1}};
-    for (size_t i = 0; i < 4; i++) {
+                {"GET", "/users/:id", "respond", 1},
+                {"GET", "/metrics", "metrics", 1}};
+    for (size_t i = 0; i < 5; i++) {
         const fa_route_conf_t *r = &c->routes[i];
         cr_assert_str_eq(r->method, want[i].method);
         cr_assert_str_eq(r->path, want[i].path);
