@@ -573,8 +573,8 @@ static int master_loop(master_t *m)
                 wake = FA_MIN(wake, m->procs[i].respawn_at);
         if (m->next_snapshot > 0)
             wake = FA_MIN(wake, m->next_snapshot);
-        if (m->announced_ready && !m->stopping)
-            wake = FA_MIN(wake, m->next_status);
+        if (m->announced_ready && !m->stopping && !m->next.config)
+            wake = FA_MIN(wake, m->next_status); /* (not during a reload: no spin on a due one) */
         int timeout = (int)FA_MAX(0.0, ceil((wake - now) * 1000));
         int rc = poll(pfds, n, timeout);
         if (rc < 0 && errno != EINTR) {
