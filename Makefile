@@ -4,7 +4,9 @@
 #   make run        build and run the daemon in the foreground on conf/fasterapid.yaml
 #   make test       every test, then again under AddressSanitizer + UBSan with libc malloc
 #   make bench      benchmarks in perf/ (never part of make test); bench-micro: micro only
-#   make install    PREFIX=/usr/local DESTDIR=  ;  make uninstall
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc UNITDIR=/lib/systemd/system DESTDIR=
+#                   (an existing $(SYSCONFDIR)/fasterapid/fasterapid.yaml is never overwritten)
+#   make uninstall  the binary and the unit; the configuration stays
 #   MALLOC=libc     link with the C library's malloc instead of jemalloc
 
 .DEFAULT_GOAL := all
@@ -139,15 +141,22 @@ bench: bench-deps $(BIN) $(BENCH_BIN) $(BUILD)/perf/floor
 bench-micro: bench-deps $(BENCH_BIN)
 	@perf/run-micro.sh $(BENCH_BIN)
 
-install: $(BIN)
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/fasterapid
+# INSTALL_BIN installs a binary built elsewhere (the tests install the one they run).
+INSTALL_BIN ?= $(BIN)
+
+install: $(INSTALL_BIN)
+	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/bin/fasterapid
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml"; \
 	else \
 	  install -D -m 0644 conf/fasterapid.yaml $(DESTDIR)$(SYSCONFDIR)/fasterapid/fasterapid.yaml; \
 	fi
+	@mkdir -p $(DESTDIR)$(UNITDIR)
 	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' fasterapid.service \
-	  | install -D -m 0644 /dev/stdin $(DESTDIR)$(UNITDIR)/fasterapid.service
+	  > $(DESTDIR)$(UNITDIR)/fasterapid.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/fasterapid.service.tmp $(DESTDIR)$(UNITDIR)/fasterapid.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/fasterapid.service
+	@[ -n "$(DESTDIR)" ] || echo "now: systemctl daemon-reload && systemctl enable --now fasterapid"
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/fasterapid $(DESTDIR)$(UNITDIR)/fasterapid.service

@@ -56,6 +56,7 @@ struct fa_conn {
     size_t streamed; /* body bytes the route consumed as they arrived (not buffered) */
 
     unsigned nrequests; /* answered on this connection */
+    char _access_peer[48]; /* client address text; accesslog.c fills it at the first line */
     ev_tstamp last_io;
     fa_conn_t *next, *prev;
 };

@@ -15,6 +15,7 @@
 #include "agg.h"
 #include "alloc.h"
 #include "app.h"
+#include "counters.h"
 #include "cpu.h"
 #include "listener.h"
 #include "log.h"
@@ -39,6 +40,9 @@
 #define MAX_SHARDS 256
 #define READY_TIMEOUT 15.0
 #define KILL_GRACE 5.0
+#define STATUS_INTERVAL 5.0 /* seconds between STATUS= updates to systemd while serving */
+
+static_assert(MAX_PROCS == FA_COUNTERS_SLOTS, "one counters slot per process entry");
 
 typedef struct {
     pid_t pid;            /* 0: slot waiting for a respawn */
@@ -72,12 +76,15 @@ typedef struct {
     unsigned ngroups;
     proc_t procs[MAX_PROCS];
     fa_agg_t *agg;
+    fa_counters_t *counters;
     unsigned nshards;
     int sfd;
     bool stopping;
     double stop_deadline;
     double next_snapshot;
     bool announced_ready;
+    double next_status;
+    uint64_t status_requests; /* requests in the last STATUS= sent */
 } master_t;
 
 static double now_mono(void)
@@ -186,6 +193,8 @@ static void child_main(master_t *m, const generation_t *g, proc_t *p, int ready_
     w.config = g->config;
     w.app = g->app;
     w.agg = m->agg;
+    w.counters = m->counters;
+    w.counter_slot = fa_counters_slot(m->counters, (unsigned)(p - m->procs));
     w.ready_fd = ready_wfd;
     exit(fa_worker_run(&w, fds, nfds));
 }
@@ -207,12 +216,15 @@ static bool spawn(master_t *m, const generation_t *g, proc_t *p)
     p->gen = g->gen;
     p->ready = false;
     p->stopping = false;
+    /* The slot is marked live before fork so that the worker's first response is never missed. */
+    (void)fa_counters_slot_open(m->counters, (unsigned)(p - m->procs), p->slot, g->gen);
     pid_t pid = fork();
     if (pid < 0) {
         fa_log_error("fork: %s", strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
         fa_agg_shard_release(m->agg, (unsigned)shard);
+        fa_counters_slot_retire(m->counters, (unsigned)(p - m->procs));
         return false;
     }
     if (pid == 0) {
@@ -312,6 +324,7 @@ static void reap_children(master_t *m)
             continue;
         /* Whatever the worker was doing, its shard is made consistent before anyone reuses it. */
         fa_agg_shard_release(m->agg, p->shard);
+        fa_counters_slot_retire(m->counters, (unsigned)(p - m->procs));
         if (p->ready_fd >= 0) {
             close(p->ready_fd);
             p->ready_fd = -1;
@@ -383,7 +396,12 @@ static void start_reload(master_t *m)
         fa_log_warn("reload already in progress; SIGHUP ignored");
         return;
     }
-    sd_notify(0, "RELOADING=1");
+    /* systemd >= 253 wants the time of the reload request with RELOADING=1. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000,
+               m->opts.config_path);
     fa_log_info("reloading %s", m->opts.config_path);
     fa_errbuf_t errs = {0};
     fa_config_t *config =
@@ -421,7 +439,9 @@ static void finish_reload(master_t *m)
     m->cur = m->next;
     memset(&m->next, 0, sizeof(m->next));
     fa_log_info("reloaded: generation %u serving with %u workers", m->cur.gen, m->cur.nworkers);
-    sd_notifyf(0, "READY=1\nSTATUS=serving with %u workers", m->cur.nworkers);
+    m->status_requests = fa_counters_requests(m->counters);
+    sd_notifyf(0, "READY=1\nSTATUS=serving with %u workers; %llu requests", m->cur.nworkers,
+               (unsigned long long)m->status_requests);
 }
 
 /* ---- main loop ---- */
@@ -436,13 +456,25 @@ static void on_ready_byte(proc_t *p)
         p->ready = true;
 }
 
+/* Tells systemd the worker count and the requests served so far, when the latter changed. */
+static void update_status(master_t *m, double now)
+{
+    m->next_status = now + STATUS_INTERVAL;
+    uint64_t n = fa_counters_requests(m->counters);
+    if (n == m->status_requests)
+        return;
+    m->status_requests = n;
+    sd_notifyf(0, "STATUS=serving with %u workers; %llu requests", m->cur.nworkers,
+               (unsigned long long)n);
+}
+
 static void begin_stop(master_t *m, int signo)
 {
     if (m->stopping)
         return;
     m->stopping = true;
     fa_log_info("%s: stopping gracefully", strsignal(signo));
-    sd_notify(0, "STOPPING=1");
+    sd_notifyf(0, "STOPPING=1\nSTATUS=stopping: %u workers draining", count_alive(m));
     for (unsigned i = 0; i < MAX_PROCS; i++)
         if (m->procs[i].used && m->procs[i].pid == 0)
             m->procs[i].used = false;
@@ -505,9 +537,14 @@ static int master_loop(master_t *m)
             if (!m->announced_ready && count_gen(m, m->cur.gen, true) == m->cur.nworkers) {
                 m->announced_ready = true;
                 fa_log_info("ready: %u workers accepting", m->cur.nworkers);
-                sd_notifyf(0, "READY=1\nSTATUS=serving with %u workers\nMAINPID=%d",
-                           m->cur.nworkers, (int)getpid());
+                m->status_requests = fa_counters_requests(m->counters);
+                m->next_status = now + STATUS_INTERVAL;
+                sd_notifyf(0, "READY=1\nSTATUS=serving with %u workers; %llu requests\nMAINPID=%d",
+                           m->cur.nworkers, (unsigned long long)m->status_requests,
+                           (int)getpid());
             }
+            if (m->announced_ready && !m->next.config && now >= m->next_status)
+                update_status(m, now);
             if (m->next.config) {
                 if (count_gen(m, m->next.gen, true) == m->next.nworkers)
                     finish_reload(m);
@@ -536,6 +573,8 @@ static int master_loop(master_t *m)
                 wake = FA_MIN(wake, m->procs[i].respawn_at);
         if (m->next_snapshot > 0)
             wake = FA_MIN(wake, m->next_snapshot);
+        if (m->announced_ready && !m->stopping && !m->next.config)
+            wake = FA_MIN(wake, m->next_status); /* (not during a reload: no spin on a due one) */
         int timeout = (int)FA_MAX(0.0, ceil((wake - now) * 1000));
         int rc = poll(pfds, n, timeout);
         if (rc < 0 && errno != EINTR) {
@@ -577,6 +616,11 @@ int fa_master_run(fa_config_t *config, const fa_master_opts_t *opts)
     m.ncpus = fa_cpu_list(m.cpus, FA_ARRAY_SIZE(m.cpus));
 
     char err[512];
+    m.counters = fa_counters_create(err, sizeof(err));
+    if (!m.counters) {
+        fa_log_error("%s", err);
+        goto out;
+    }
     m.nshards = FA_MIN(MAX_SHARDS, 4 * FA_MAX(m.cur.nworkers, m.ncpus) + 8);
     m.agg = fa_agg_create(config->aggregator.capacity, m.nshards, err, sizeof(err));
     if (!m.agg) {
@@ -638,5 +682,6 @@ out:
     free_generation(&m.cur);
     if (m.agg)
         fa_agg_destroy(m.agg);
+    fa_counters_destroy(m.counters);
     return rc;
 }

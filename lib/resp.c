@@ -5,8 +5,10 @@
  * per-worker cache, Content-Length, Content-Type, extra headers, Connection, body); the connection
  * writes the buffer once the read batch is handled, so pipelined responses leave in one send.
  */
+#include "accesslog.h"
 #include "conn.h"
 #include "config.h"
+#include "counters.h"
 #include "log.h"
 #include "req.h"
 #include "worker.h"
@@ -159,6 +161,15 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
     c->wlen += (size_t)(p - start);
 
     w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;
+    if (w->counter_slot) {
+        /* Shared counters: relaxed stores to this worker's own cache lines, no syscall. */
+        double now = ev_now(w->loop);
+        fa_counters_record(w->counter_slot, status, now - r->start);
+        fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
+                              w->stats.accept_errors);
+    }
+    if (w->access)
+        fa_accesslog_append(w->access, r, status, send_body ? len : 0, ev_now(w->loop));
     fa__conn_request_done(c);
 }
 

@@ -8,7 +8,7 @@
 
 static const fa_stage_type_t *const stage_types[] = {
     &fa_stage_parse_json, &fa_stage_validate, &fa_stage_aggregate, &fa_stage_respond,
-    &fa_stage_stats,      &fa_stage_reset,    &fa_stage_delay,
+    &fa_stage_stats,      &fa_stage_reset,    &fa_stage_delay,     &fa_stage_metrics,
 };
 
 const fa_stage_type_t *fa_stage_find(const char *name, size_t len)
@@ -38,4 +38,15 @@ bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const cha
     fa_errbuf_add(p->errs, n, p->path, "%s: expected a mapping, got %s", what,
                   fa_yaml_kind_name(n->kind));
     return false;
+}
+
+const void *fa_stage_parse_empty(fa_stage_parse_t *p)
+{
+    static const char dummy;
+    const fa_yaml_node_t *a = p->arg;
+    if ((a->kind == FA_YAML_MAP && a->map.len == 0) ||
+        (a->kind == FA_YAML_SCALAR && a->scalar.len == 0 && !a->quoted))
+        return &dummy;
+    fa_errbuf_add(p->errs, a, p->path, "%s takes no argument (write {})", p->key->scalar.str);
+    return NULL;
 }

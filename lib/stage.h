@@ -109,6 +109,10 @@ bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const cha
 /** The batch settings of a parse_json stage, or NULL (another kind, or not a batch). */
 const fa_batch_conf_t *fa_stage_parse_json_batch(const fa_stage_t *stage);
 
+/** parse for stages that take no argument ({} or nothing): a non-NULL dummy conf, or NULL after a
+ * located error. */
+const void *fa_stage_parse_empty(fa_stage_parse_t *p);
+
 /* The stage kinds (one file each). */
 extern const fa_stage_type_t fa_stage_parse_json;
 extern const fa_stage_type_t fa_stage_validate;
@@ -117,5 +121,6 @@ extern const fa_stage_type_t fa_stage_respond;
 extern const fa_stage_type_t fa_stage_stats;
 extern const fa_stage_type_t fa_stage_reset;
 extern const fa_stage_type_t fa_stage_delay;
+extern const fa_stage_type_t fa_stage_metrics;
 
 #endif

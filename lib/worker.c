@@ -5,8 +5,10 @@
  * Signals only flip state through ev_signal watchers; the work happens in the loop.
  */
 #include "worker.h"
+#include "accesslog.h"
 #include "alloc.h"
 #include "conn.h"
+#include "counters.h"
 #include "cpu.h"
 #include "log.h"
 #include "sched.h"
@@ -82,10 +84,28 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *s, int revents)
     ev_timer_start(loop, &w->stop_timer);
 }
 
+/* SIGUSR1 (forwarded by the master): reopen the access log, e.g. after logrotate moved it. */
 static void on_usr1(struct ev_loop *loop, ev_signal *s, int revents)
 {
-    (void)loop, (void)s, (void)revents;
-    /* Log files are reopened by the access log module when it is enabled. */
+    (void)loop, (void)revents;
+    fa_worker_t *w = s->data;
+    if (w->access && fa_accesslog_reopen(w->access) == 0)
+        fa_log_debug("access log reopened");
+}
+
+/*
+ * A repeating timer: writes the buffered access log lines, and publishes the connection figures
+ * that change without a response (a client connected or left), so readers see them within a tick.
+ */
+static void on_ops_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    fa_worker_t *w = FA_CONTAINER_OF(t, fa_worker_t, ops_timer);
+    if (w->access)
+        fa_accesslog_flush(w->access);
+    if (w->counter_slot)
+        fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
+                              w->stats.accept_errors);
 }
 
 static void on_ignored_signal(struct ev_loop *loop, ev_signal *s, int revents)
@@ -116,6 +136,18 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
         ev_io_init(&w->accept[i].io, on_accept, listen_fds[i], EV_READ);
     }
     ev_timer_init(&w->accept_retry, on_accept_retry, 0.1, 0.);
+    if (w->counter_slot)
+        fa_counters_slot_set_pid(w->counter_slot, getpid());
+    if (w->config->log.access) {
+        char err[512];
+        w->access = fa_accesslog_open(w->config->log.access_path, w->config->log.access_format,
+                                      w->id, err, sizeof(err));
+        if (!w->access)
+            fa_log_error("%s; serving without an access log", err);
+    }
+    ev_timer_init(&w->ops_timer, on_ops_timer, FA_ACCESSLOG_FLUSH_S, FA_ACCESSLOG_FLUSH_S);
+    ev_timer_start(w->loop, &w->ops_timer);
+    ev_unref(w->loop); /* housekeeping alone must not keep the loop alive */
     ev_timer_init(&w->stop_timer, on_stop_timeout, 1., 0.);
     ev_check_init(&w->check, on_check);
     /* libev runs check watchers together with the I/O callbacks of the same iteration, highest
@@ -171,6 +203,11 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     }
     ev_ref(w->loop);
     ev_check_stop(w->loop, &w->check);
+    ev_ref(w->loop);
+    ev_timer_stop(w->loop, &w->ops_timer);
+    on_ops_timer(w->loop, &w->ops_timer, 0); /* last lines and figures */
+    fa_accesslog_close(w->access);
+    w->access = NULL;
     fa_worker_accept_enable(w, false);
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->stop_timer);

@@ -16,6 +16,9 @@
 
 typedef struct fa_agg fa_agg_t;
 typedef struct fa_sched fa_sched_t;
+typedef struct fa_counters fa_counters_t;
+typedef struct fa_counters_slot fa_counters_slot_t;
+typedef struct fa_accesslog fa_accesslog_t;
 
 typedef struct {
     ev_io io;
@@ -40,6 +43,12 @@ struct fa_worker {
     const fa_app_t *app;
     fa_agg_t *agg;
     fa_sched_t *sched;
+    /* Operational counters (counters.h): the whole shared region, for readers, and the slot
+     * only this process writes. Set by the master before fa_worker_run; NULL in harnesses. */
+    const fa_counters_t *counters;
+    fa_counters_slot_t *counter_slot;
+    fa_accesslog_t *access;  /* NULL unless log.access; owned by the worker */
+    ev_timer ops_timer;      /* flushes the access log, publishes the connection counters */
 
     fa_accept_t *accept; /* one per listening socket this worker serves */
     unsigned naccept;

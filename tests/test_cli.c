@@ -64,7 +64,7 @@ Test(cli, dump_shows_overrides_and_reloads)
     cr_assert_not_null(c, "%s", errs.text);
     cr_assert_eq(c->server.workers, 3);
     cr_assert_eq(c->server.nlisten, 2);
-    cr_assert_eq(c->nroutes, 5);
+    cr_assert_eq(c->nroutes, 6);
     fa_config_free(c);
     fa_cli_result_free(&r);
 }

@@ -167,7 +167,7 @@ Test(config, shipped_config_loads_with_its_routes)
     cr_assert_not_null(c, "%s", errs.text);
     cr_assert_eq(c->server.nlisten, 1);
     cr_assert_str_eq(c->server.listen[0].text, "0.0.0.0:8080");
-    cr_assert_eq(c->nroutes, 5);
+    cr_assert_eq(c->nroutes, 6);
     static const struct {
         const char *method, *path, *first_stage;
         size_t nstages;
@@ -175,8 +175,9 @@ Test(config, shipped_config_loads_with_its_routes)
                 {"POST", "/events", "parse_json", 3},
                 {"GET", "/stats", "stats", 1},
                 {"GET", "/health", "respond", 1},
-                {"GET", "/users/:id", "respond", 1}};
-    for (size_t i = 0; i < 5; i++) {
+                {"GET", "/users/:id", "respond", 1},
+                {"GET", "/metrics", "metrics", 1}};
+    for (size_t i = 0; i < 6; i++) {
         const fa_route_conf_t *r = &c->routes[i];
         cr_assert_str_eq(r->method, want[i].method);
         cr_assert_str_eq(r->path, want[i].path);

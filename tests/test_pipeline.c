@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "stage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ typedef struct {
 static const compile_case_t cases[] = {
     {"unknown_stage",
      "routes:\n  - match: POST /e\n    pipeline:\n      - parse_jsn: {}\n      - respond: {}\n",
-     "t.yaml:4:9: routes[0].pipeline[0]: unknown stage \"parse_jsn\" (stages: parse_json, validate, aggregate, respond, stats, reset, delay)\n"},
+     "t.yaml:4:9: routes[0].pipeline[0]: unknown stage \"parse_jsn\" (stages: %STAGES%)\n"},
     {"stage_after_terminal",
      "routes:\n  - match: GET /e\n    pipeline:\n      - respond: {}\n      - stats: {}\n",
      "t.yaml:5:9: routes[0].pipeline[1]: stage \"stats\" never runs: an earlier stage always answers the request\n"},
@@ -109,7 +110,15 @@ Test(pipeline, every_compile_error_is_located)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *got = compile(cases[i].yaml);
-        cr_expect_str_eq(got, cases[i].errors, "%s", cases[i].name);
+        /* "%STAGES%" stands for the registry's list, which grows with every stage kind */
+        char want[1024];
+        const char *mark = strstr(cases[i].errors, "%STAGES%");
+        if (mark)
+            snprintf(want, sizeof(want), "%.*s%s%s", (int)(mark - cases[i].errors),
+                     cases[i].errors, fa_stage_names(), mark + 8);
+        else
+            snprintf(want, sizeof(want), "%s", cases[i].errors);
+        cr_expect_str_eq(got, want, "%s", cases[i].name);
         free(got);
     }
 }
