@@ -18,6 +18,7 @@
 #include "router.h"
 #include "sched.h"
 #include "stage.h"
+#include "upstream.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -148,13 +149,14 @@ void fa_app_free(fa_app_t *app)
 
 int fa_app_worker_init(const fa_app_t *app, fa_worker_t *w)
 {
-    (void)app, (void)w;
-    return 0;
+    (void)app;
+    return fa_upstream_worker_init(w);
 }
 
 void fa_app_worker_fini(const fa_app_t *app, fa_worker_t *w)
 {
-    (void)app, (void)w;
+    (void)app;
+    fa_upstream_worker_fini(w);
 }
 
 /* llhttp's method numbers to the router's. */
@@ -240,6 +242,12 @@ void fa_pipe_wait(fa_req_t *req, fa_future_t f)
     ctx->wait = f;
 }
 
+void fa_pipe_wait_again(fa_req_t *req, fa_future_t f)
+{
+    fa_pipe_ctx(req)->next--; /* run_stages advanced past the calling stage */
+    fa_pipe_wait(req, f);
+}
+
 fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
 {
     int m = method_of(req->method);
@@ -280,6 +288,7 @@ fa_status_t fa_app_handle(const fa_app_t *app, fa_req_t *req)
     ctx->next = 0;
     ctx->has_json = false;
     ctx->wait = FA_FUTURE_NULL;
+    ctx->upstream = NULL;
     req->pipe_state = ctx;
     return run_stages(req, ctx);
 }

@@ -24,6 +24,7 @@ typedef struct fa_stage_type fa_stage_type_t;
 
 /* What the stages before this one produce, so that a stage can check its references at load. */
 #define FA_PIPE_MAX_FIELDS 64
+#define FA_PIPE_MAX_RESULTS 32
 typedef struct {
     bool has_json;  /* a parse_json stage runs earlier */
     bool responded; /* an earlier stage always answers: nothing may follow it */
@@ -33,6 +34,8 @@ typedef struct {
         const char *type; /* "string", "number", ... */
         bool required;
     } fields[FA_PIPE_MAX_FIELDS]; /* body fields checked by an earlier validate */
+    unsigned nresults;
+    const char *results[FA_PIPE_MAX_RESULTS]; /* names stored by earlier fetch/fan_out stages */
 } fa_pipe_info_t;
 
 typedef struct {
@@ -75,6 +78,7 @@ typedef struct {
     fa_json_t json;   /* the parsed body, once parse_json ran */
     bool has_json;
     fa_future_t wait; /* what a waiting stage waits on */
+    struct fa_upstream_ctx *upstream; /* upstream results (upstream.h); NULL until one is stored */
 } fa_pipe_ctx_t;
 
 static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
@@ -85,6 +89,10 @@ static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
 /** Called by a stage's run before returning FA_AGAIN: the pipeline resumes when f settles. A
  * rejected f answers 500, or 504 for a timeout, unless the stage answered already. */
 void fa_pipe_wait(fa_req_t *req, fa_future_t f);
+
+/** Like fa_pipe_wait, but when f resolves the pipeline runs the same stage again instead of the
+ * next one (a stage that starts work, then inspects its outcome and answers or goes on). */
+void fa_pipe_wait_again(fa_req_t *req, fa_future_t f);
 
 /* Helpers shared by stage parsers. */
 bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
@@ -97,5 +105,8 @@ extern const fa_stage_type_t fa_stage_respond;
 extern const fa_stage_type_t fa_stage_stats;
 extern const fa_stage_type_t fa_stage_reset;
 extern const fa_stage_type_t fa_stage_delay;
+extern const fa_stage_type_t fa_stage_fetch;
+extern const fa_stage_type_t fa_stage_fan_out;
+extern const fa_stage_type_t fa_stage_merge;
 
 #endif

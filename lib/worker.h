@@ -40,6 +40,7 @@ struct fa_worker {
     const fa_app_t *app;
     fa_agg_t *agg;
     fa_sched_t *sched;
+    struct fa_upstreams *upstreams; /* per-worker upstream connection pools (upstream.h) */
 
     fa_accept_t *accept; /* one per listening socket this worker serves */
     unsigned naccept;
