@@ -534,7 +534,8 @@ bool fa__call_spec_parse(fa_stage_parse_t *p, const fa_yaml_node_t *node, const 
         c->body_ctype = FA_STR_LIT("application/json");
         ok &= fa__tpl_parse(p, json, text.ptr, text.len, FA__ESC_JSON, &c->body);
     }
-    if (ok && c->name) {
+    /* Registered even when the call has errors, so later stages do not report it again. */
+    if (c->name) {
         if (info_has_result(p->info, c->name, strlen(c->name))) {
             fa_errbuf_add(p->errs, node, path,
                           "an earlier stage already stores a result named \"%s\" (set name:)",
