@@ -621,12 +621,10 @@ void fa_upstream_worker_fini(fa_worker_t *w)
         upool_t *p = &u->pools[i];
         while (p->idle.head)
             conn_close(p->idle.head);
-        while (p->busy.head) {
-            upconn_t *c = p->busy.head;
-            if (c->call)
-                c->call->conn = NULL; /* its request is gone with the worker */
-            conn_close(c);
-        }
+        /* A busy connection here belongs to a request the worker gave up on at its shutdown
+         * timeout; that request's pool (holding the call) may be gone already: not touched. */
+        while (p->busy.head)
+            conn_close(p->busy.head);
     }
     fa_free(u);
     w->upstreams = NULL;
