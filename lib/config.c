@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -505,8 +506,8 @@ static const section_spec_t sections[] = {
 };
 
 /* Top-level names, for "did you mean". */
-static const char *const top_names[] = {"server", "limits",     "timeouts",
-                                        "log",    "aggregator", "routes"};
+static const char *const top_names[] = {"server",     "limits", "timeouts", "log",
+                                        "aggregator", "routes", "upstreams"};
 
 static const char *const access_formats[] = {"combined", "common", "json"};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
@@ -865,6 +866,172 @@ static void check_route(check_t *ck, const fa_yaml_node_t *node, size_t index)
         c->routes[c->nroutes++] = r;
 }
 
+/* ---- upstreams ------------------------------------------------------------------------------- */
+
+static const char *const upstream_keys[] = {"name",          "addresses",       "pool_size",
+                                            "max_connections", "connect_timeout", "response_timeout",
+                                            "max_response_bytes"};
+
+/* Resolves one "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address) with
+ * getaddrinfo and appends every address to u->addrs (grown in the config pool). This is the only
+ * DNS lookup fasterapid makes: at load and at each reload, never while serving. */
+static void resolve_upstream_address(check_t *ck, fa_upstream_conf_t *u, const fa_yaml_node_t *it,
+                                     const char *path)
+{
+    char g[80], host[256];
+    const char *s = it->kind == FA_YAML_SCALAR ? it->scalar.str : "", *port;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
+            goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(close - s - 1), s + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host) || memchr(s, ':', (size_t)(colon - s)))
+            goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+        port = colon + 1;
+    }
+    long long pn;
+    if (!scan_int(port, &pn) || pn < 1 || pn > 65535)
+        goto bad;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV}, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fa_errbuf_add(ck->errs, it, path, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        return;
+    }
+    size_t n = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        n++;
+    fa_upstream_addr_t *list = fa_pool_calloc(&ck->config->pool, (u->naddrs + n) * sizeof(*list));
+    if (u->naddrs)
+        memcpy(list, u->addrs, u->naddrs * sizeof(*list));
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fa_upstream_addr_t *d = &list[u->naddrs++];
+        memcpy(&d->addr, a->ai_addr, a->ai_addrlen);
+        d->addrlen = a->ai_addrlen;
+        d->host = s;
+        char text[INET6_ADDRSTRLEN] = "?";
+        if (a->ai_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr, text, sizeof(text));
+            snprintf(d->text, sizeof(d->text), "[%s]:%lld", text, pn);
+        } else {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, text, sizeof(text));
+            snprintf(d->text, sizeof(d->text), "%s:%lld", text, pn);
+        }
+    }
+    freeaddrinfo(res);
+    u->addrs = list;
+    return;
+bad:
+    fa_errbuf_add(ck->errs, it, path,
+                  "expected \"HOST:PORT\" (a DNS name, an IPv4 address or [IPv6 address], port "
+                  "1..65535), got %s",
+                  got(it, g, sizeof(g)));
+}
+
+static void check_upstream(check_t *ck, const fa_yaml_node_t *node, size_t index)
+{
+    fa_config_t *c = ck->config;
+    char path[64], kpath[128], g[80];
+    snprintf(path, sizeof(path), "upstreams[%zu]", index);
+    if (node->kind != FA_YAML_MAP) {
+        fa_errbuf_add(ck->errs, node, path, "expected a mapping with name and addresses, got %s",
+                      got(node, g, sizeof(g)));
+        return;
+    }
+    fa_upstream_conf_t u = {
+        .node = node,
+        .pool_size = 32,
+        .max_connections = 1024,
+        .connect_timeout = 1,
+        .response_timeout = 10,
+        .max_response_bytes = MIB,
+    };
+    unsigned before = ck->errs->count;
+    const fa_yaml_node_t *addresses = NULL;
+    for (size_t i = 0; i < node->map.len; i++) {
+        const fa_yaml_node_t *key = node->map.pairs[i].key, *v = node->map.pairs[i].value;
+        const char *k = key->scalar.str;
+        long long n;
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, k);
+        if (strcmp(k, "name") == 0) {
+            bool ok = v->kind == FA_YAML_SCALAR && v->scalar.len > 0 && v->scalar.len <= 64;
+            for (size_t j = 0; ok && j < v->scalar.len; j++) {
+                char ch = v->scalar.str[j];
+                ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+            }
+            if (!ok)
+                fa_errbuf_add(ck->errs, v, kpath,
+                              "expected 1..64 letters, digits, '_' or '-', got %s",
+                              got(v, g, sizeof(g)));
+            else
+                u.name = v->scalar.str;
+        } else if (strcmp(k, "addresses") == 0) {
+            addresses = v;
+        } else if (strcmp(k, "pool_size") == 0) {
+            if (parse_int_range(v, kpath, 0, 100000, &n, ck->errs))
+                u.pool_size = (unsigned)n;
+        } else if (strcmp(k, "max_connections") == 0) {
+            if (parse_int_range(v, kpath, 1, 1000000, &n, ck->errs))
+                u.max_connections = (unsigned)n;
+        } else if (strcmp(k, "connect_timeout") == 0) {
+            parse_duration_range(v, kpath, true, 3600, &u.connect_timeout, ck->errs);
+        } else if (strcmp(k, "response_timeout") == 0) {
+            parse_duration_range(v, kpath, true, 3600, &u.response_timeout, ck->errs);
+        } else if (strcmp(k, "max_response_bytes") == 0) {
+            parse_size_range(v, kpath, 64, GIB, &u.max_response_bytes, ck->errs);
+        } else {
+            unknown_key(ck->errs, key, kpath, k, upstream_keys, FA_ARRAY_SIZE(upstream_keys));
+        }
+    }
+    if (!u.name && !fa_yaml_map_get(node, "name"))
+        fa_errbuf_add(ck->errs, node, path, "missing required key \"name\"");
+    for (size_t i = 0; u.name && i < c->nupstreams; i++)
+        if (strcmp(c->upstreams[i].name, u.name) == 0)
+            fa_errbuf_add(ck->errs, fa_yaml_map_get(node, "name"), path,
+                          "duplicate upstream \"%s\" (first defined at line %u)", u.name,
+                          c->upstreams[i].node->line);
+    snprintf(kpath, sizeof(kpath), "%s.addresses", path);
+    if (!addresses) {
+        fa_errbuf_add(ck->errs, node, path, "missing required key \"addresses\"");
+    } else if (addresses->kind == FA_YAML_SCALAR) {
+        resolve_upstream_address(ck, &u, addresses, kpath);
+    } else if (addresses->kind != FA_YAML_SEQ || addresses->seq.len == 0) {
+        fa_errbuf_add(ck->errs, addresses, kpath,
+                      "expected \"HOST:PORT\" or a non-empty sequence of them, got %s",
+                      got(addresses, g, sizeof(g)));
+    } else {
+        for (size_t i = 0; i < addresses->seq.len; i++) {
+            char ipath[160];
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
+            resolve_upstream_address(ck, &u, addresses->seq.items[i], ipath);
+        }
+    }
+    if (ck->errs->count == before)
+        c->upstreams[c->nupstreams++] = u;
+}
+
+static void check_upstreams(check_t *ck, const fa_yaml_node_t *node)
+{
+    char g[80];
+    if (fa_yaml_is_null(node))
+        return;
+    if (node->kind != FA_YAML_SEQ) {
+        fa_errbuf_add(ck->errs, node, "upstreams", "expected a sequence of upstreams, got %s",
+                      got(node, g, sizeof(g)));
+        return;
+    }
+    ck->config->upstreams =
+        fa_pool_calloc(&ck->config->pool, node->seq.len * sizeof(fa_upstream_conf_t));
+    for (size_t i = 0; i < node->seq.len; i++)
+        check_upstream(ck, node->seq.items[i], i);
+}
+
 static void check_routes(check_t *ck, const fa_yaml_node_t *node)
 {
     char g[80];
@@ -896,6 +1063,8 @@ static void check_root(check_t *ck, const fa_yaml_node_t *root)
             check_section(ck, sec, value);
         else if (strcmp(key->scalar.str, "routes") == 0)
             check_routes(ck, value);
+        else if (strcmp(key->scalar.str, "upstreams") == 0)
+            check_upstreams(ck, value);
         else
             unknown_key(ck->errs, key, key->scalar.str, key->scalar.str, top_names,
                         FA_ARRAY_SIZE(top_names));
@@ -979,7 +1148,8 @@ static void apply_override(fa_config_t *c, fa_yaml_node_t *root, const char *tex
         sub = dot + 1;
     }
     const section_spec_t *sec = find_section(key);
-    bool is_routes = strcmp(key, "routes") == 0;
+    /* routes and upstreams are sequences: an override replaces them whole. */
+    bool is_routes = strcmp(key, "routes") == 0 || strcmp(key, "upstreams") == 0;
     char label[256];
     snprintf(label, sizeof(label), "-o %s", text);
     if (!sec && !is_routes) {
@@ -1184,6 +1354,21 @@ void fa_config_dump(const fa_config_t *c, int fd)
     fa_yaml_emit_quoted(out, c->aggregator.snapshot, strlen(c->aggregator.snapshot));
     fprintf(out, "\n  snapshot_interval: %s\n", a);
 
+    fputs(c->nupstreams ? "upstreams:\n" : "upstreams: []\n", out);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const fa_upstream_conf_t *u = &c->upstreams[i];
+        fputs("  - name: ", out);
+        fa_yaml_emit_quoted(out, u->name, strlen(u->name));
+        fputs("\n    addresses: ", out);
+        fa_yaml_emit_flow(out, fa_yaml_map_get(u->node, "addresses"));
+        fmt_duration(u->connect_timeout, a, sizeof(a));
+        fmt_duration(u->response_timeout, b, sizeof(b));
+        fmt_size(u->max_response_bytes, d, sizeof(d));
+        fprintf(out,
+                "\n    pool_size: %u\n    max_connections: %u\n    connect_timeout: %s\n"
+                "    response_timeout: %s\n    max_response_bytes: %s\n",
+                u->pool_size, u->max_connections, a, b, d);
+    }
     fputs(c->nroutes ? "routes:\n" : "routes: []\n", out);
     for (size_t i = 0; i < c->nroutes; i++) {
         const fa_route_conf_t *r = &c->routes[i];

@@ -48,6 +48,30 @@ typedef struct {
     const fa_yaml_node_t *on_error;   /* optional mapping; NULL when absent */
 } fa_route_conf_t;
 
+/** One resolved address of an upstream (getaddrinfo at load; never on the request path). */
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    const char *host; /* "HOST:PORT" as written: the Host header sent to it */
+    char text[64];    /* "10.0.0.7:8080" or "[::1]:8080", for messages */
+} fa_upstream_addr_t;
+
+/**
+ * An upstream service (the `upstreams` section): where it is and how it is called. Lives in the
+ * config arena; each worker keeps its own connection pool for it (upstream.h).
+ */
+typedef struct {
+    const char *name;             /* referenced by the fetch and fan_out stages */
+    const fa_yaml_node_t *node;   /* the entry, for locations */
+    fa_upstream_addr_t *addrs;    /* every address of every entry, taken in turn */
+    size_t naddrs;
+    unsigned pool_size;           /* idle keep-alive connections kept per worker */
+    unsigned max_connections;     /* open connections per worker; past it a call fails (502) */
+    double connect_timeout;       /* seconds */
+    double response_timeout;      /* seconds, from the request written to the response read */
+    size_t max_response_bytes;    /* status line, headers and body together */
+} fa_upstream_conf_t;
+
 struct fa_config {
     fa_pool_t pool; /* owns everything below */
     const char *file;
@@ -86,6 +110,9 @@ struct fa_config {
         const char *snapshot;     /* "" = no snapshot */
         double snapshot_interval; /* seconds */
     } aggregator;
+
+    fa_upstream_conf_t *upstreams;
+    size_t nupstreams;
 
     fa_route_conf_t *routes;
     size_t nroutes;

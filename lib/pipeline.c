@@ -19,6 +19,7 @@
 #include "router.h"
 #include "sched.h"
 #include "stage.h"
+#include "upstream.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -229,13 +230,14 @@ void fa_app_free(fa_app_t *app)
 
 int fa_app_worker_init(const fa_app_t *app, fa_worker_t *w)
 {
-    (void)app, (void)w;
-    return 0;
+    (void)app;
+    return fa_upstream_worker_init(w);
 }
 
 void fa_app_worker_fini(const fa_app_t *app, fa_worker_t *w)
 {
-    (void)app, (void)w;
+    (void)app;
+    fa_upstream_worker_fini(w);
 }
 
 /* llhttp's method numbers to the router's. */
@@ -384,6 +386,12 @@ bool fa_pipe_on_error(fa_req_t *req, int status, const char *msg)
     return false;
 }
 
+void fa_pipe_wait_again(fa_req_t *req, fa_future_t f)
+{
+    fa_pipe_ctx(req)->next--; /* run_stages advanced past the calling stage */
+    fa_pipe_wait(req, f);
+}
+
 void fa_app_begin(const fa_app_t *app, fa_req_t *req)
 {
     int m = method_of(req->method);
@@ -424,6 +432,7 @@ void fa_app_begin(const fa_app_t *app, fa_req_t *req)
     ctx->has_json = false;
     ctx->wait = FA_FUTURE_NULL;
     ctx->batch = pipe->batch ? fa_batch_new(req, pipe->batch, run_event_stages) : NULL;
+    ctx->upstream = NULL;
     req->pipe_state = ctx;
 }
 

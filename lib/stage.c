@@ -9,6 +9,7 @@
 static const fa_stage_type_t *const stage_types[] = {
     &fa_stage_parse_json, &fa_stage_validate, &fa_stage_aggregate, &fa_stage_respond,
     &fa_stage_stats,      &fa_stage_reset,    &fa_stage_delay,     &fa_stage_metrics,
+    &fa_stage_fetch,      &fa_stage_fan_out,  &fa_stage_merge,
 };
 
 const fa_stage_type_t *fa_stage_find(const char *name, size_t len)

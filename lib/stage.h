@@ -25,6 +25,7 @@ typedef struct fa_stage_type fa_stage_type_t;
 
 /* What the stages before this one produce, so that a stage can check its references at load. */
 #define FA_PIPE_MAX_FIELDS 64
+#define FA_PIPE_MAX_RESULTS 32
 typedef struct {
     bool has_json;  /* a parse_json stage runs earlier */
     bool batch;     /* parse_json splits the body into events: later stages run per event */
@@ -35,6 +36,8 @@ typedef struct {
         const char *type; /* "string", "number", ... */
         bool required;
     } fields[FA_PIPE_MAX_FIELDS]; /* body fields checked by an earlier validate */
+    unsigned nresults;
+    const char *results[FA_PIPE_MAX_RESULTS]; /* names stored by earlier fetch/fan_out stages */
 } fa_pipe_info_t;
 
 typedef struct {
@@ -80,6 +83,7 @@ typedef struct {
     bool has_json;
     fa_future_t wait;  /* what a waiting stage waits on */
     fa_batch_t *batch; /* set for a route whose body is a batch of events */
+    struct fa_upstream_ctx *upstream; /* upstream results (upstream.h); NULL until one is stored */
 } fa_pipe_ctx_t;
 
 static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)
@@ -103,6 +107,10 @@ bool fa_pipe_on_error(fa_req_t *req, int status, const char *msg);
 /** True if the request's route has an on_error answer for status. */
 bool fa_pipe_has_on_error(const fa_req_t *req, int status);
 
+/** Like fa_pipe_wait, but when f resolves the pipeline runs the same stage again instead of the
+ * next one (a stage that starts work, then inspects its outcome and answers or goes on). */
+void fa_pipe_wait_again(fa_req_t *req, fa_future_t f);
+
 /* Helpers shared by stage parsers. */
 bool fa_stage_expect_map(fa_stage_parse_t *p, const fa_yaml_node_t *n, const char *what);
 
@@ -122,5 +130,9 @@ extern const fa_stage_type_t fa_stage_stats;
 extern const fa_stage_type_t fa_stage_reset;
 extern const fa_stage_type_t fa_stage_delay;
 extern const fa_stage_type_t fa_stage_metrics;
+
+extern const fa_stage_type_t fa_stage_fetch;
+extern const fa_stage_type_t fa_stage_fan_out;
+extern const fa_stage_type_t fa_stage_merge;
 
 #endif

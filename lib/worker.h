@@ -49,6 +49,7 @@ struct fa_worker {
     fa_counters_slot_t *counter_slot;
     fa_accesslog_t *access;  /* NULL unless log.access; owned by the worker */
     ev_timer ops_timer;      /* flushes the access log, publishes the connection counters */
+    struct fa_upstreams *upstreams; /* per-worker upstream connection pools (upstream.h) */
 
     fa_accept_t *accept; /* one per listening socket this worker serves */
     unsigned naccept;

@@ -1,0 +1,666 @@
+/*
+ * upstream.c — the HTTP/1.1 client behind the upstream stages; see upstream.h.
+ *
+ * Objects and lifetimes
+ *   fa_upstreams_t (fa_malloc, one per worker) holds one upool_t per configured upstream. A
+ *   connection (upconn_t, fa_malloc) belongs to its pool from connect to close and sits on one
+ *   of two lists: idle (kept for reuse, watched for the peer closing it) or busy (carrying one
+ *   exchange). A call (call_t) lives in the caller's request pool; while it runs it points to
+ *   its connection and the connection points back. Whatever ends the exchange (the response, an
+ *   error, a timer, cancellation) breaks both links first, then settles the promise or closes the
+ *   connection, so neither side is touched after the other has gone.
+ *
+ * Connections are freed on the spot when closed: libev's ev_io_stop and ev_timer_stop clear
+ * pending events, and nothing up the stack holds a connection once its callback returns (the
+ * cancel hook runs from fa_future_cancel, never from inside this file's I/O callbacks).
+ */
+#include "upstream.h"
+#include "alloc.h"
+#include "log.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+
+typedef struct upconn upconn_t;
+typedef struct call call_t;
+
+typedef struct {
+    upconn_t *head;
+    unsigned n;
+} conn_list_t;
+
+typedef struct {
+    const fa_upstream_conf_t *conf;
+    fa_worker_t *worker;
+    conn_list_t idle, busy;
+    size_t rr; /* next address to connect to */
+    fa_upstream_stats_t st;
+} upool_t;
+
+struct fa_upstreams {
+    size_t n;
+    upool_t pools[];
+};
+
+typedef enum { UC_CONNECTING, UC_WRITING, UC_READING, UC_IDLE } uc_state_t;
+
+struct upconn {
+    ev_io io;
+    ev_timer timer;
+    upool_t *pool;
+    const fa_upstream_addr_t *addr;
+    upconn_t *prev, *next;
+    call_t *call;
+    int fd;
+    uc_state_t state;
+    bool reused; /* this exchange runs on a connection that served one before */
+    llhttp_t parser;
+};
+
+struct call {
+    fa_promise_t promise;
+    upool_t *pool;
+    fa_pool_t *mem;
+    upconn_t *conn;
+    const fa_upstream_req_t *rq;
+    fa_upstream_req_t rq_copy;
+    char *out; /* the serialised request (mem) */
+    size_t outlen, outpos;
+    fa_upstream_resp_t *resp;
+    char *body;
+    size_t body_len, body_cap;
+    size_t got; /* response bytes read */
+    char hname[16];
+    size_t hname_len;
+    int hphase; /* 0 none, 1 in a field name, 2 in a value */
+    bool in_ctype;
+    bool complete;
+    bool too_big; /* Content-Length above max_response_bytes */
+    bool head;
+    bool retried;
+};
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static const llhttp_settings_t settings;
+
+/* ---- lists ---- */
+
+static void list_push(conn_list_t *l, upconn_t *c)
+{
+    c->prev = NULL;
+    c->next = l->head;
+    if (l->head)
+        l->head->prev = c;
+    l->head = c;
+    l->n++;
+}
+
+static void list_remove(conn_list_t *l, upconn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    l->n--;
+}
+
+/* ---- connections ---- */
+
+static void conn_close(upconn_t *c)
+{
+    upool_t *p = c->pool;
+    struct ev_loop *loop = p->worker->loop;
+    ev_io_stop(loop, &c->io);
+    ev_timer_stop(loop, &c->timer);
+    list_remove(c->state == UC_IDLE ? &p->idle : &p->busy, c);
+    close(c->fd);
+    p->st.open--;
+    fa_free(c);
+}
+
+static void conn_watch(upconn_t *c, int events)
+{
+    struct ev_loop *loop = c->pool->worker->loop;
+    if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+        return;
+    ev_io_stop(loop, &c->io);
+    ev_io_set(&c->io, c->fd, events);
+    ev_io_start(loop, &c->io);
+}
+
+static void conn_timer(upconn_t *c, double seconds)
+{
+    struct ev_loop *loop = c->pool->worker->loop;
+    ev_timer_stop(loop, &c->timer);
+    ev_timer_set(&c->timer, seconds, 0.);
+    ev_timer_start(loop, &c->timer);
+}
+
+/* A new non-blocking connection to the next address in turn, on the busy list; NULL with errno
+ * set when the socket could not even be created or the connect failed at once. */
+static upconn_t *conn_open(upool_t *p)
+{
+    const fa_upstream_addr_t *a = &p->conf->addrs[p->rr++ % p->conf->naddrs];
+    int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* best effort */
+    if (connect(fd, (const struct sockaddr *)&a->addr, a->addrlen) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    upconn_t *c = fa_calloc(1, sizeof(*c));
+    c->pool = p;
+    c->addr = a;
+    c->fd = fd;
+    c->state = UC_CONNECTING;
+    ev_io_init(&c->io, on_io, fd, EV_WRITE);
+    ev_timer_init(&c->timer, on_timer, p->conf->connect_timeout, 0.);
+    ev_io_start(p->worker->loop, &c->io);
+    ev_timer_start(p->worker->loop, &c->timer);
+    list_push(&p->busy, c);
+    p->st.open++;
+    p->st.connects++;
+    return c;
+}
+
+/* ---- settling a call ---- */
+
+/* Detaches call and connection from each other and closes the connection. */
+static void call_drop_conn(call_t *k)
+{
+    upconn_t *c = k->conn;
+    if (!c)
+        return;
+    k->conn = NULL;
+    c->call = NULL;
+    conn_close(c);
+}
+
+/* Fails the call: its connection is closed (never reused after an error), the failure logged,
+ * the future rejected with 502 or fa_err_timeout. */
+static void call_fail(call_t *k, bool timeout, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void call_fail(call_t *k, bool timeout, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const char *where = k->conn ? k->conn->addr->text : "-";
+    fa_log_warn("upstream %s (%s): %.*s %.*s: %s", k->pool->conf->name, where,
+                (int)k->rq->method.len, k->rq->method.ptr, (int)FA_MIN(k->rq->target.len, 200),
+                k->rq->target.ptr, msg);
+    k->pool->st.failures++;
+    call_drop_conn(k);
+    if (timeout) {
+        (void)fa_promise_reject(k->promise, FA_ERROR_STATIC(-ETIMEDOUT, fa_err_timeout));
+        return;
+    }
+    char full[320];
+    int n = snprintf(full, sizeof(full), "upstream %s: %s", k->pool->conf->name, msg);
+    (void)fa_promise_reject(k->promise,
+                            (fa_error_t){502, fa_pool_strndup(k->mem, full, (size_t)n)});
+}
+
+/* The response is complete: the connection goes back to the idle pool if the exchange allows
+ * it (keep-alive, nothing read past the response, room in the pool), and the future resolves. */
+static void call_finish(call_t *k, bool reusable)
+{
+    upconn_t *c = k->conn;
+    upool_t *p = k->pool;
+    k->resp->body = (fa_str_t){k->body ? k->body : "", k->body_len};
+    k->conn = NULL;
+    c->call = NULL;
+    if (reusable && llhttp_should_keep_alive(&c->parser) && p->idle.n < p->conf->pool_size) {
+        list_remove(&p->busy, c);
+        c->state = UC_IDLE;
+        list_push(&p->idle, c);
+        ev_timer_stop(p->worker->loop, &c->timer);
+        conn_watch(c, EV_READ); /* to notice the peer closing it */
+    } else {
+        conn_close(c);
+    }
+    (void)fa_promise_resolve(k->promise, FA_VALUE_POOLED(k->resp, sizeof(*k->resp)));
+}
+
+static void on_cancel(fa_sched_t *sched, void *data)
+{
+    (void)sched;
+    call_drop_conn(data);
+}
+
+/* ---- the exchange ---- */
+
+static bool method_is(const fa_upstream_req_t *rq, const char *m)
+{
+    return rq->method.len == strlen(m) && memcmp(rq->method.ptr, m, rq->method.len) == 0;
+}
+
+/* Serialises the request for connection c (its Host header depends on the address). */
+static void call_build(call_t *k, const upconn_t *c)
+{
+    const fa_upstream_req_t *rq = k->rq;
+    bool with_body = rq->body.len || method_is(rq, "POST") || method_is(rq, "PUT") ||
+                     method_is(rq, "PATCH");
+    size_t cap = rq->method.len + rq->target.len + strlen(c->addr->host) + rq->headers.len +
+                 rq->body.len + 96;
+    char *o = fa_pool_alloc(k->mem, cap);
+    int n = snprintf(o, cap, "%.*s %.*s HTTP/1.1\r\nHost: %s\r\n", (int)rq->method.len,
+                     rq->method.ptr, (int)rq->target.len, rq->target.ptr, c->addr->host);
+    size_t len = (size_t)n;
+    memcpy(o + len, rq->headers.ptr, rq->headers.len);
+    len += rq->headers.len;
+    if (with_body)
+        len += (size_t)snprintf(o + len, cap - len, "Content-Length: %zu\r\n", rq->body.len);
+    memcpy(o + len, "\r\n", 2);
+    len += 2;
+    if (rq->body.len)
+        memcpy(o + len, rq->body.ptr, rq->body.len);
+    len += rq->body.len;
+    k->out = o;
+    k->outlen = len;
+    k->outpos = 0;
+}
+
+static void call_write(call_t *k);
+
+/* Binds call k to connection c and starts (or, for a connecting one, queues) the request. */
+static void call_attach(call_t *k, upconn_t *c)
+{
+    k->conn = c;
+    c->call = k;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
+    c->parser.data = c;
+    k->got = 0;
+    k->complete = k->too_big = false;
+    k->hphase = 0;
+    k->body = NULL;
+    k->body_len = k->body_cap = 0;
+    *k->resp = (fa_upstream_resp_t){0};
+    call_build(k, c);
+    if (c->state == UC_CONNECTING)
+        return; /* on_io writes once connected */
+    c->state = UC_WRITING;
+    conn_timer(c, k->pool->conf->response_timeout);
+    call_write(k);
+}
+
+/* Starts the exchange on a connection: an idle one when there is one, else a new one. Returns
+ * false after failing the call. */
+static bool call_start(call_t *k, bool fresh)
+{
+    upool_t *p = k->pool;
+    upconn_t *c = fresh ? NULL : p->idle.head;
+    if (c) {
+        list_remove(&p->idle, c);
+        list_push(&p->busy, c);
+        c->state = UC_WRITING;
+        c->reused = true;
+        p->st.reused++;
+        call_attach(k, c);
+        return true;
+    }
+    if (p->st.open >= p->conf->max_connections) {
+        call_fail(k, false, "too many connections (max_connections %u)",
+                  p->conf->max_connections);
+        return false;
+    }
+    c = conn_open(p);
+    if (!c) {
+        call_fail(k, false, "connect: %s", strerror(errno));
+        return false;
+    }
+    call_attach(k, c);
+    return true;
+}
+
+/* A reused keep-alive connection that the peer had closed before our request reached it fails
+ * without a byte of response. Such a call is retried once on a new connection when its method
+ * is idempotent (the request cannot have been processed twice in any way that matters). */
+static bool call_retry(call_t *k)
+{
+    upconn_t *c = k->conn;
+    const fa_upstream_req_t *rq = k->rq;
+    if (k->retried || !c || !c->reused || k->got != 0 ||
+        !(method_is(rq, "GET") || method_is(rq, "HEAD") || method_is(rq, "PUT") ||
+          method_is(rq, "DELETE") || method_is(rq, "OPTIONS")))
+        return false;
+    k->retried = true;
+    k->conn = NULL;
+    c->call = NULL;
+    conn_close(c);
+    (void)call_start(k, true);
+    return true;
+}
+
+static void call_write(call_t *k)
+{
+    upconn_t *c = k->conn;
+    while (k->outpos < k->outlen) {
+        ssize_t n = send(c->fd, k->out + k->outpos, k->outlen - k->outpos, MSG_NOSIGNAL);
+        if (n > 0) {
+            k->outpos += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn_watch(c, EV_WRITE);
+            return;
+        }
+        int e = errno;
+        if (!call_retry(k))
+            call_fail(k, false, "send: %s", strerror(e));
+        return;
+    }
+    c->state = UC_READING;
+    conn_watch(c, EV_READ);
+}
+
+/* Reads what is there and feeds the parser. Each outcome ends the function: the response is
+ * complete, the peer closed or reset, the bytes are not HTTP, or there is too much. */
+static void call_read(call_t *k)
+{
+    upconn_t *c = k->conn;
+    const fa_upstream_conf_t *conf = k->pool->conf;
+    char buf[READ_CHUNK];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            k->got += (size_t)n;
+            if (k->got > conf->max_response_bytes) {
+                call_fail(k, false, "response larger than max_response_bytes (%zu)",
+                          conf->max_response_bytes);
+                return;
+            }
+            llhttp_errno_t err = llhttp_execute(&c->parser, buf, (size_t)n);
+            if (k->complete) {
+                const char *end = llhttp_get_error_pos(&c->parser);
+                bool tail = err == HPE_PAUSED && end && end != buf + n;
+                call_finish(k, !tail);
+                return;
+            }
+            if (err != HPE_OK && k->too_big) {
+                call_fail(k, false, "response larger than max_response_bytes (%zu)",
+                          conf->max_response_bytes);
+                return;
+            }
+            if (err != HPE_OK) {
+                call_fail(k, false, "invalid response: %s",
+                          llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                              : llhttp_errno_name(err));
+                return;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        int e = n < 0 ? errno : 0;
+        if (call_retry(k))
+            return;
+        if (n == 0) {
+            /* A response delimited by the end of the connection ends here. */
+            (void)llhttp_finish(&c->parser);
+            if (k->complete) {
+                call_finish(k, false);
+                return;
+            }
+            call_fail(k, false, k->got ? "connection closed in the middle of the response"
+                                       : "connection closed without a response");
+        } else {
+            call_fail(k, false, "recv: %s", strerror(e));
+        }
+        return;
+    }
+}
+
+static void on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)revents;
+    upconn_t *c = FA_CONTAINER_OF(io, upconn_t, io);
+    call_t *k = c->call;
+    if (c->state == UC_IDLE || !k) {
+        /* An idle connection is readable: the peer closed it (or sent what nobody asked). */
+        conn_close(c);
+        return;
+    }
+    switch (c->state) {
+    case UC_CONNECTING: {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err == EINPROGRESS || err == EALREADY)
+            return;
+        if (err) {
+            call_fail(k, false, "connect: %s", strerror(err));
+            return;
+        }
+        c->state = UC_WRITING;
+        conn_timer(c, k->pool->conf->response_timeout);
+        call_write(k);
+        return;
+    }
+    case UC_WRITING:
+        call_write(k);
+        return;
+    case UC_READING:
+        call_read(k);
+        return;
+    case UC_IDLE:
+        return;
+    }
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    upconn_t *c = FA_CONTAINER_OF(t, upconn_t, timer);
+    call_t *k = c->call;
+    if (!k) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == UC_CONNECTING)
+        call_fail(k, true, "timed out connecting (connect_timeout %gs)",
+                  k->pool->conf->connect_timeout);
+    else
+        call_fail(k, true, "timed out waiting for the response (response_timeout %gs)",
+                  k->pool->conf->response_timeout);
+}
+
+/* ---- llhttp callbacks (response side) ---- */
+
+static inline call_t *call_of(llhttp_t *p)
+{
+    return ((upconn_t *)p->data)->call;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    call_t *k = call_of(p);
+    /* A 1xx response may come first: only the final one counts. */
+    *k->resp = (fa_upstream_resp_t){0};
+    k->body_len = 0;
+    k->hphase = 0;
+    return 0;
+}
+
+static void append(fa_pool_t *mem, fa_str_t *v, const char *at, size_t len)
+{
+    char *p = fa_pool_alloc(mem, v->len + len + 1);
+    if (v->len)
+        memcpy(p, v->ptr, v->len);
+    memcpy(p + v->len, at, len);
+    p[v->len + len] = '\0';
+    v->ptr = p;
+    v->len += len;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    call_t *k = call_of(p);
+    if (k->hphase != 1) {
+        k->hphase = 1;
+        k->hname_len = 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (k->hname_len < sizeof(k->hname))
+            k->hname[k->hname_len] = at[i];
+        k->hname_len++;
+    }
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    call_t *k = call_of(p);
+    if (k->hphase != 2) {
+        k->hphase = 2;
+        k->in_ctype = k->hname_len == 12 && strncasecmp(k->hname, "content-type", 12) == 0;
+        if (k->in_ctype)
+            k->resp->content_type = FA_STR_NULL;
+    }
+    if (k->in_ctype)
+        append(k->mem, &k->resp->content_type, at, len);
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    call_t *k = call_of(p);
+    k->resp->status = p->status_code;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0 && p->status_code >= 200) {
+        if (p->content_length > k->pool->conf->max_response_bytes) {
+            k->too_big = true; /* reported by call_read, without reading the body */
+            return -1;
+        }
+        k->body_cap = (size_t)p->content_length;
+        k->body = fa_pool_alloc(k->mem, k->body_cap);
+    }
+    return k->head ? 1 : 0; /* a response to HEAD has no body whatever it says */
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    call_t *k = call_of(p);
+    if (k->body_len + len > k->body_cap) {
+        size_t cap = FA_MAX(k->body_cap * 2, k->body_len + len + 1024);
+        char *nb = fa_pool_alloc(k->mem, cap);
+        if (k->body_len)
+            memcpy(nb, k->body, k->body_len);
+        k->body = nb; /* the old buffer stays in the pool until its reset */
+        k->body_cap = cap;
+    }
+    memcpy(k->body + k->body_len, at, len);
+    k->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    call_t *k = call_of(p);
+    if (p->status_code < 200 && p->status_code != 101)
+        return 0; /* interim response: the final one follows */
+    k->complete = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- public ---- */
+
+int fa_upstream_worker_init(fa_worker_t *w)
+{
+    size_t n = w->config->nupstreams;
+    fa_upstreams_t *u = fa_calloc(1, sizeof(*u) + n * sizeof(upool_t));
+    u->n = n;
+    for (size_t i = 0; i < n; i++) {
+        u->pools[i].conf = &w->config->upstreams[i];
+        u->pools[i].worker = w;
+    }
+    w->upstreams = u;
+    return 0;
+}
+
+void fa_upstream_worker_fini(fa_worker_t *w)
+{
+    fa_upstreams_t *u = w->upstreams;
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n; i++) {
+        upool_t *p = &u->pools[i];
+        while (p->idle.head)
+            conn_close(p->idle.head);
+        /* A busy connection here belongs to a request the worker gave up on at its shutdown
+         * timeout; that request's pool (holding the call) may be gone already: not touched. */
+        while (p->busy.head)
+            conn_close(p->busy.head);
+    }
+    fa_free(u);
+    w->upstreams = NULL;
+}
+
+int fa_upstream_find(const fa_config_t *config, const char *name, size_t len)
+{
+    for (size_t i = 0; i < config->nupstreams; i++)
+        if (strlen(config->upstreams[i].name) == len &&
+            memcmp(config->upstreams[i].name, name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+int fa_upstream_call(fa_worker_t *w, unsigned index, fa_pool_t *pool, const fa_upstream_req_t *rq,
+                     fa_future_t *out)
+{
+    assert(w->upstreams && index < w->upstreams->n);
+    call_t *k = fa_pool_calloc(pool, sizeof(*k));
+    int rc = fa_promise_new(w->sched, &k->promise, out);
+    if (rc != 0)
+        return rc;
+    k->pool = &w->upstreams->pools[index];
+    k->mem = pool;
+    k->rq_copy = *rq;
+    k->rq = &k->rq_copy;
+    k->head = method_is(rq, "HEAD");
+    k->resp = fa_pool_calloc(pool, sizeof(*k->resp));
+    (void)fa_promise_on_cancel(k->promise, on_cancel, k); /* fresh promise: cannot fail */
+    (void)call_start(k, false); /* a failure has rejected the future already */
+    return 0;
+}
+
+void fa_upstream_stats(const fa_worker_t *w, unsigned index, fa_upstream_stats_t *st)
+{
+    const upool_t *p = &w->upstreams->pools[index];
+    *st = p->st;
+    st->idle = p->idle.n;
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# upstream.sh — load test of the upstream stages, on 127.0.0.1 only, every run bounded in time,
+# every process started here stopped by PID.
+#
+#   FASTERAPID_BIN=build/fasterapid perf/upstream.sh
+#
+# One fasterapid "backend" (its respond and delay stages) stands for three services, a (5 ms),
+# b (2 ms) and c (10 ms), plus instant variants a0 b0 c0; the "front" fasterapid declares them
+# as separate upstreams (separate keep-alive pools) and serves:
+#   fan    fan_out of a, b, c + merge      (expected p50 ~ the slowest, 10 ms)
+#   seq    fetch a, fetch b, fetch c + merge (expected p50 ~ the sum, 17 ms)
+#   fan0   fan_out of a0, b0, c0 + merge   (CPU-bound: 3 upstream calls per request)
+# and nginx proxies one upstream in the same run:
+#   nginx_c    proxy_pass to c (10 ms), keep-alive upstream connections
+#   nginx_c0   proxy_pass to c0 (instant)
+# Scenarios alternate within each round so that noise falls on all alike; each figure printed
+# at the end is the median over rounds, as `bench: upstream.<scenario>.<metric> <value> <unit>`.
+#
+# Environment: ROUNDS [3] DURATION [5] seconds per run, CONNS [64], THREADS [2],
+# WORKERS [1] per server, PORT_BASE [18480], SCENARIOS ["fan seq nginx_c fan0 nginx_c0"].
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-1}
+PORT_BASE=${PORT_BASE:-18480}
+SCENARIOS=${SCENARIOS:-"fan seq nginx_c fan0 nginx_c0"}
+FASTERAPID_BIN=${FASTERAPID_BIN:-$HERE/../build/fasterapid}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+
+command -v wrk >/dev/null || { echo "upstream.sh: wrk is missing (make bench-deps)" >&2; exit 2; }
+[ -x "$FASTERAPID_BIN" ] || { echo "upstream.sh: no $FASTERAPID_BIN" >&2; exit 2; }
+
+TMP=$(mktemp -d /tmp/fasterapid-upstream.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+next_port=$PORT_BASE
+pick_port() { # sets PORT (not echoed: a subshell would lose next_port)
+    while port_in_use $next_port; do next_port=$((next_port + 1)); done
+    PORT=$next_port
+    next_port=$((next_port + 1))
+}
+wait_ok() { # url
+    for _ in $(seq 50); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ] && return 0
+        sleep 0.1
+    done
+    echo "upstream.sh: $1 never answered 200" >&2
+    return 1
+}
+
+pick_port; BACK=$PORT
+pick_port; FRONT=$PORT
+pick_port; NGX=$PORT
+
+cat >"$TMP/back.yaml" <<EOF
+server: { workers: $WORKERS, pin_workers: false }
+log: { level: warn }
+routes:
+  - { match: GET /a, pipeline: [ { delay: 5ms }, { respond: { json: { svc: a, id: 1, name: ann } } } ] }
+  - { match: GET /b, pipeline: [ { delay: 2ms }, { respond: { json: { svc: b, orders: [1, 2, 3] } } } ] }
+  - { match: GET /c, pipeline: [ { delay: 10ms }, { respond: { json: { svc: c, score: 42 } } } ] }
+  - { match: GET /a0, pipeline: [ { respond: { json: { svc: a, id: 1, name: ann } } } ] }
+  - { match: GET /b0, pipeline: [ { respond: { json: { svc: b, orders: [1, 2, 3] } } } ] }
+  - { match: GET /c0, pipeline: [ { respond: { json: { svc: c, score: 42 } } } ] }
+EOF
+
+cat >"$TMP/front.yaml" <<EOF
+server: { workers: $WORKERS, pin_workers: false }
+log: { level: warn }
+upstreams:
+  - { name: a, addresses: "127.0.0.1:$BACK", pool_size: 256 }
+  - { name: b, addresses: "127.0.0.1:$BACK", pool_size: 256 }
+  - { name: c, addresses: "127.0.0.1:$BACK", pool_size: 256 }
+routes:
+  - match: GET /fan
+    pipeline:
+      - fan_out: { calls: { a: { upstream: a, path: /a }, b: { upstream: b, path: /b }, c: { upstream: c, path: /c } } }
+      - merge: {}
+  - match: GET /seq
+    pipeline:
+      - fetch: { upstream: a, path: /a }
+      - fetch: { upstream: b, path: /b }
+      - fetch: { upstream: c, path: /c }
+      - merge: {}
+  - match: GET /fan0
+    pipeline:
+      - fan_out: { calls: { a: { upstream: a, path: /a0 }, b: { upstream: b, path: /b0 }, c: { upstream: c, path: /c0 } } }
+      - merge: {}
+EOF
+
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx/cb;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    upstream back { server 127.0.0.1:$BACK; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NGX reuseport backlog=4096;
+        location / {
+            proxy_pass http://back;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+"$FASTERAPID_BIN" -c "$TMP/back.yaml" -o "server.listen=127.0.0.1:$BACK" >"$TMP/back.log" 2>&1 </dev/null &
+PIDS+=($!)
+"$FASTERAPID_BIN" -c "$TMP/front.yaml" -o "server.listen=127.0.0.1:$FRONT" >"$TMP/front.log" 2>&1 </dev/null &
+PIDS+=($!)
+wait_ok "http://127.0.0.1:$BACK/a0" && wait_ok "http://127.0.0.1:$FRONT/fan0" || { tail "$TMP"/*.log; exit 1; }
+have_nginx=0
+if [ -x "$NGINX_BIN" ]; then
+    "$NGINX_BIN" -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx/" >"$TMP/nginx.log" 2>&1 </dev/null &
+    PIDS+=($!)
+    wait_ok "http://127.0.0.1:$NGX/c0" && have_nginx=1
+fi
+
+url_of() {
+    case $1 in
+    fan | seq | fan0) echo "http://127.0.0.1:$FRONT/$1" ;;
+    nginx_c) echo "http://127.0.0.1:$NGX/c" ;;
+    nginx_c0) echo "http://127.0.0.1:$NGX/c0" ;;
+    esac
+}
+
+# wrk's latency line value ("812.00us", "10.52ms", "1.01s") in ms.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+mkdir -p "$TMP/res"
+echo "== upstream load: $ROUNDS rounds of ${DURATION}s, wrk -t$THREADS -c$CONNS, $WORKERS worker(s) per server, $(nproc) CPUs"
+for round in $(seq "$ROUNDS"); do
+    for scn in $SCENARIOS; do
+        case $scn in nginx*) [ $have_nginx = 1 ] || continue ;; esac
+        wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency "$(url_of "$scn")" >"$TMP/wrk.out" 2>&1
+        rps=$(sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p' "$TMP/wrk.out")
+        p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")")
+        p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")")
+        bad=$(sed -nE 's/.*Non-2xx or 3xx responses: *([0-9]+).*/\1/p' "$TMP/wrk.out")
+        [ -n "$rps" ] || { echo "  $scn: wrk failed"; tail -n 5 "$TMP/wrk.out"; continue; }
+        echo "$rps $p50 $p99" >>"$TMP/res/$scn"
+        printf '  round %d %-9s %9s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s\n' "$round" "$scn" "$rps" "$p50" "$p99" "${bad:-0}"
+    done
+done
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+echo
+declare -A RPS P50
+for scn in $SCENARIOS; do
+    f=$TMP/res/$scn
+    [ -s "$f" ] || continue
+    RPS[$scn]=$(cut -d' ' -f1 "$f" | median)
+    P50[$scn]=$(cut -d' ' -f2 "$f" | median)
+    echo "bench: upstream.$scn.rps ${RPS[$scn]} req/s"
+    echo "bench: upstream.$scn.p50_ms ${P50[$scn]} ms"
+    echo "bench: upstream.$scn.p99_ms $(cut -d' ' -f3 "$f" | median) ms"
+done
+ratio() { [ -n "${RPS[$1]:-}" ] && [ -n "${RPS[$2]:-}" ] && awk -v a="${RPS[$1]}" -v b="${RPS[$2]}" 'BEGIN { printf "%.3f", a / b }'; }
+r=$(ratio fan seq) && echo "bench: upstream.fan_vs_seq.rps_ratio $r x"
+r=$(ratio fan nginx_c) && echo "bench: upstream.fan_vs_nginx_c.rps_ratio $r x"
+r=$(ratio fan0 nginx_c0) && echo "bench: upstream.fan0_vs_nginx_c0.rps_ratio $r x"
+grep -h "warn\|error" "$TMP/front.log" | sort | uniq -c | sort -rn | head -5 | sed 's/^/  front log: /'
+exit 0
