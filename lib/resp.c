@@ -163,7 +163,9 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
     w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;
     if (w->counter_slot) {
         /* Shared counters: relaxed stores to this worker's own cache lines, no syscall. */
-        double now = ev_now(w->loop);
+        /* The loop's ev_now is frozen for the iteration the request was read in (its start);
+         * the real time (one vDSO call, no syscall) makes the latency include the work. */
+        double now = ev_time();
         fa_counters_record(w->counter_slot, status, now - r->start);
         fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
                               w->stats.accept_errors);
