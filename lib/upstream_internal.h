@@ -10,35 +10,8 @@
 #define FA_UPSTREAM_INTERNAL_H
 
 #include "stage.h"
+#include "template.h"
 #include "upstream.h"
-
-/* ---- templates: text with ${path.x}, ${body.x}, ${header.x}, ${query}, ${results.NAME.a.b} ---- */
-
-typedef enum {
-    FA__ESC_NONE, /* values inserted as they are (CR and LF dropped: header values) */
-    FA__ESC_URL,  /* values percent-encoded but for RFC 3986 unreserved characters (paths) */
-    FA__ESC_JSON, /* values JSON-escaped (inside the strings of a json: body) */
-} fa__esc_t;
-
-typedef struct fa__tpl_seg fa__tpl_seg_t;
-
-/** A parsed template; render it with fa__tpl_render. */
-typedef struct {
-    fa__tpl_seg_t *segs;
-    unsigned nsegs;
-    fa__esc_t esc;
-} fa__tpl_t;
-
-/**
- * Parses s[0..n) as a template with escaping esc into out (arena memory); false after adding a
- * located error at `at` (an unknown or unterminated substitution, a path parameter the route
- * lacks, ${body.x} without parse_json, a result no earlier stage stores).
- */
-bool fa__tpl_parse(fa_stage_parse_t *p, const fa_yaml_node_t *at, const char *s, size_t n,
-                   fa__esc_t esc, fa__tpl_t *out);
-
-/** Renders t for req into req->pool. Missing values render as nothing. */
-fa_str_t fa__tpl_render(const fa__tpl_t *t, fa_req_t *req);
 
 /* ---- call specs ---- */
 
@@ -55,16 +28,16 @@ typedef struct {
     const char *name; /* the result's name */
     unsigned upstream;
     fa_str_t method;
-    fa__tpl_t path;
+    fa_tpl_t path;
     struct {
         fa_str_t name;
-        fa__tpl_t value;
+        fa_tpl_t value;
     } headers[FA__MAX_CALL_HEADERS];
     unsigned nheaders;
     fa_str_t pass[FA__MAX_CALL_HEADERS]; /* client request headers copied as they are */
     unsigned npass;
     bool has_body;
-    fa__tpl_t body;
+    fa_tpl_t body;
     fa_str_t body_ctype;
     double timeout; /* 0: none besides the upstream's own connect/response timeouts */
     fa__status_mode_t status;
