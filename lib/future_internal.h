@@ -33,6 +33,8 @@ enum {
     FA__F_DELIVERED = 1 << 3, /* a combinator input already counted, kept until the end */
     FA__F_RUNNING = 1 << 4,   /* a user callback of this future is on the stack */
     FA__F_CANCELED = 1 << 5,  /* cancelled while running: the runner finishes the cancel */
+    FA__F_INPUT = 1 << 6,     /* a queued then stage whose input value is in `value` (it was
+                                 made from a ready future: see fa_future_then) */
 };
 
 typedef struct fa__aux fa__aux_t;
