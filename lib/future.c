@@ -214,6 +214,15 @@ static void on_settled(fa_task_t *task)
             run_then_stage(c, v);
             return;
         }
+        /* when_all's input resolved: one store and a count (see fa__comb_deliver). */
+        if (c->kind == FA__K_ALL && s->state == FA_FUT_RESOLVED) {
+            fa__aux_t *a = c->aux;
+            a->comb.values[s->idx] = s->value;
+            s->flags = FA__F_DELIVERED;
+            if (++a->comb.ok == a->comb.n)
+                fa__comb_finish(c, fa_ok(FA_VALUE_PTR(a->comb.values, a->comb.n)));
+            return;
+        }
         fa__deliver(c, s);
         return;
     }
@@ -357,8 +366,15 @@ void fa__drop(fa_fut_t *u, fa_fut_t **work)
 /* Drops every input of c (the upstream list). */
 void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work)
 {
+    fa_recycler_t *r = &c->sched->_futures;
     for (fa_fut_t *u = c->upstream, *next; u; u = next) {
         next = u->sib;
+        if (u->flags == FA__F_DELIVERED) { /* the usual case: seen, idle; straight back */
+            u->gen++;
+            u->flags = 0;
+            fa_recycler_put(r, u);
+            continue;
+        }
         fa__drop(u, work);
     }
     c->upstream = NULL;

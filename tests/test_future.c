@@ -678,6 +678,47 @@ Test(future, when_all_fail_fast_cancels_the_pending_rest_at_once)
     cr_assert_eq(settle_pending(&in, "ppfp"), 3);
 }
 
+/* comb_new validates and links in one pass: a bad input late in the list must leave every
+ * earlier one unlinked, and the fast when_all delivery must fill values in input order whatever
+ * kind of future each input is. */
+Test(future, when_all_refusal_late_in_the_list_unlinks_every_earlier_input)
+{
+    reset_counters();
+    enum { N = 100 };
+    fa_promise_t p[N];
+    fa_future_t in[N], all;
+    fa_value_t values[N];
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 0)
+            in[i] = pending(&p[i]);
+        else if (i % 3 == 1)
+            in[i] = ready(i);
+        else
+            OK(fa_future_then(ready(i - 1), add_one, NULL, &in[i])); /* a queued stage */
+    }
+    fa_future_t busy = in[N - 1], g;
+    OK(fa_future_then(in[N - 1], add_one, NULL, &g)); /* the last input now has a consumer */
+    cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EBUSY);
+    in[N - 1] = in[N - 2]; /* a duplicate at the very end */
+    cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EINVAL);
+    OK(fa_future_cancel(g));
+    cr_assert_not(fa_future_valid(busy));
+    OK(fa_future_ready(&S, FA_VALUE_INT(N - 1), &in[N - 1]));
+    /* -EBUSY here would mean a refused call left an input linked. */
+    OK(fa_when_all(&S, in, N, values, &all));
+    seen_t seen = {0};
+    OK(fa_future_done(all, on_done, &seen));
+    for (int i = 0; i < N - 1; i += 3) /* p[N - 1]'s future was cancelled with g */
+        OK(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
+    ev_run(loop, 0);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(seen.r.state, FA_FUT_RESOLVED);
+    cr_assert_eq(seen.r.value.p, values);
+    cr_assert_eq(seen.r.value.len, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(values[i].i, i, "values[%d] = %ld", i, (long)values[i].i);
+}
+
 Test(future, when_all_of_nothing_and_bad_inputs)
 {
     fa_future_t all, in[2];
