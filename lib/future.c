@@ -36,8 +36,7 @@ fa_fut_t *fa__fut_get(fa_sched_t *sched, uint8_t kind)
         return NULL;
     s->sched = sched;
     s->consumer = NULL;
-    s->sib = NULL;
-    s->upstream = NULL;
+    s->upstream = NULL; /* sib is set by whoever links s as an input */
     s->state = FA_FUT_PENDING;
     s->kind = kind;
     s->flags = 0;
@@ -182,43 +181,66 @@ void fa__discard(fa_result_t r)
         (void)fa_future_cancel(r.follow);
 }
 
+/* Runs then stage c on value v (c is marked running: a cancel from inside only flags it and is
+ * finished here once the callback has returned), then settles c with what it returned. */
+static inline void run_then_stage(fa_fut_t *c, fa_value_t v)
+{
+    c->flags |= FA__F_RUNNING;
+    fa_result_t r = ((fa_then_cb)c->cb)(c->sched, c->data, v);
+    c->flags &= (uint8_t)~FA__F_RUNNING;
+    if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
+        fa__cancelled_while_running(c, r);
+        return;
+    }
+    settle(c, r);
+}
+
 /* Runs from the drain for every queued future: a future cancelled while queued is recycled; a
  * done callback runs after its future is recycled (so cancelling it from the callback is a
- * harmless no-op); otherwise the result goes to the consumer. */
+ * harmless no-op); a then stage made from a ready future runs on its stored input; otherwise the
+ * result goes to the consumer. */
 static void on_settled(fa_task_t *task)
 {
     fa_fut_t *s = FA_CONTAINER_OF(task, fa_fut_t, task);
-    s->flags &= (uint8_t)~FA__F_QUEUED;
-    if (FA_UNLIKELY(s->flags & FA__F_DEAD)) {
+    uint8_t flags = s->flags;
+    s->flags = flags & (uint8_t)~FA__F_QUEUED;
+    if (FA_LIKELY(!(flags & (FA__F_DEAD | FA__F_DONE | FA__F_INPUT)))) {
+        fa_fut_t *c = s->consumer;
+        /* The common case, a then stage on a value, without the general dispatch. */
+        if (FA_LIKELY(c->kind == FA__K_THEN && s->state == FA_FUT_RESOLVED)) {
+            fa_value_t v = s->value;
+            fa__fut_release(s);
+            c->upstream = NULL;
+            run_then_stage(c, v);
+            return;
+        }
+        /* when_all's input resolved: one store and a count (see fa__comb_deliver). */
+        if (c->kind == FA__K_ALL && s->state == FA_FUT_RESOLVED) {
+            fa__aux_t *a = c->aux;
+            a->comb.values[s->idx] = s->value;
+            s->flags = FA__F_DELIVERED;
+            if (++a->comb.ok == a->comb.n)
+                fa__comb_finish(c, fa_ok(FA_VALUE_PTR(a->comb.values, a->comb.n)));
+            return;
+        }
+        fa__deliver(c, s);
+        return;
+    }
+    if (FA_UNLIKELY(flags & FA__F_DEAD)) {
         fut_put(s);
         return;
     }
-    if (s->flags & FA__F_DONE) {
-        fa_result_t r = result_of(s);
-        fa_done_cb cb = s->done;
-        void *data = s->done_data;
-        fa_sched_t *sched = s->sched;
-        fa__fut_release(s);
-        cb(sched, data, &r);
+    if (flags & FA__F_INPUT) {
+        s->flags &= (uint8_t)~FA__F_INPUT;
+        run_then_stage(s, s->value);
         return;
     }
-    fa_fut_t *c = s->consumer;
-    /* The common case, a then stage on a value, without the general dispatch. */
-    if (FA_LIKELY(c->kind == FA__K_THEN && s->state == FA_FUT_RESOLVED)) {
-        fa_value_t v = s->value;
-        fa__fut_release(s);
-        c->upstream = NULL;
-        c->flags |= FA__F_RUNNING;
-        fa_result_t r = ((fa_then_cb)c->cb)(c->sched, c->data, v);
-        c->flags &= (uint8_t)~FA__F_RUNNING;
-        if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
-            fa__cancelled_while_running(c, r);
-            return;
-        }
-        settle(c, r);
-        return;
-    }
-    fa__deliver(c, s);
+    fa_result_t r = result_of(s);
+    fa_done_cb cb = s->done;
+    void *data = s->done_data;
+    fa_sched_t *sched = s->sched;
+    fa__fut_release(s);
+    cb(sched, data, &r);
 }
 
 /* Calls a stage callback with c marked running: a cancel of c from inside only flags it, and
@@ -333,6 +355,8 @@ void fa__drop(fa_fut_t *u, fa_fut_t **work)
             fut_put(u);
     } else if (u->flags & FA__F_RUNNING) {
         u->flags |= FA__F_CANCELED;
+    } else if (u->flags & FA__F_QUEUED) {
+        u->flags |= FA__F_DEAD; /* a then stage queued with its input: it waits on nothing */
     } else {
         u->task._next = (fa_task_t *)*work;
         *work = u;
@@ -342,8 +366,15 @@ void fa__drop(fa_fut_t *u, fa_fut_t **work)
 /* Drops every input of c (the upstream list). */
 void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work)
 {
+    fa_recycler_t *r = &c->sched->_futures;
     for (fa_fut_t *u = c->upstream, *next; u; u = next) {
         next = u->sib;
+        if (u->flags == FA__F_DELIVERED) { /* the usual case: seen, idle; straight back */
+            u->gen++;
+            u->flags = 0;
+            fa_recycler_put(r, u);
+            continue;
+        }
         fa__drop(u, work);
     }
     c->upstream = NULL;
@@ -490,24 +521,52 @@ int fa__check_input(fa_future_t f)
     return 0;
 }
 
+/* Makes the stage future that consumes u (already checked: live, no consumer). */
+static inline int chain_on(fa_fut_t *u, uint8_t kind, void (*cb)(void), void *data,
+                           fa_future_t *out)
+{
+    fa_fut_t *c = fa__fut_get(u->sched, kind);
+    if (FA_UNLIKELY(!c))
+        return -ENOMEM;
+    c->cb = cb;
+    c->data = data;
+    fa__link(c, u, 0);
+    *out = (fa_future_t){c, c->gen};
+    return 0;
+}
+
 static int chain(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
 {
     int rc = fa__check_input(f);
     if (FA_UNLIKELY(rc))
         return rc;
-    fa_fut_t *c = fa__fut_get(f._p->sched, kind);
-    if (FA_UNLIKELY(!c))
-        return -ENOMEM;
-    c->cb = cb;
-    c->data = data;
-    fa__link(c, f._p, 0);
-    *out = (fa_future_t){c, c->gen};
-    return 0;
+    return chain_on(f._p, kind, cb, data, out);
 }
 
+/* A then on a ready value (fa_future_ready, or compose's input) needs no second object: the
+ * ready future itself becomes the stage, pending again, with its value kept as the stage's
+ * input, and is queued at once (the callback still runs from the drain, never here). Its
+ * generation moves on, so f is consumed exactly as if a new future had been made. A promise's
+ * future is not reused, so that its promise keeps answering -EALREADY until it is recycled. */
 int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out)
 {
-    return chain(f, FA__K_THEN, (void (*)(void))cb, data, out);
+    fa_fut_t *u = f._p;
+    if (FA_UNLIKELY(!u || u->gen != f._gen))
+        return -ESTALE;
+    if (FA_UNLIKELY(u->consumer != NULL))
+        return -EBUSY;
+    if (u->kind == FA__K_READY && u->state == FA_FUT_RESOLVED) {
+        u->gen++;
+        u->kind = FA__K_THEN;
+        u->state = FA_FUT_PENDING;
+        u->cb = (void (*)(void))cb;
+        u->data = data;
+        u->flags = FA__F_INPUT;
+        post(u);
+        *out = (fa_future_t){u, u->gen};
+        return 0;
+    }
+    return chain_on(u, FA__K_THEN, (void (*)(void))cb, data, out);
 }
 
 int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)

@@ -18,10 +18,9 @@
 /* A filter's marker for a value the predicate rejected, removed by the final compaction. */
 #define FA__VAL_DROPPED 0xffffffffu
 
-/* Validates and links every input below a new combinator future. Nothing is queued yet, and on
- * failure nothing is consumed. A duplicate input is found when it is linked a second time. */
-static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
-                    fa_fut_t **out)
+/* The error a list of inputs that cannot be linked gets: -EINVAL for a bad list, a foreign or
+ * duplicated input, else what fa__check_input says. Only for a refusal (the slow path). */
+static int comb_refusal(fa_sched_t *sched, const fa_future_t *in, size_t n)
 {
     if (n > UINT32_MAX || (n && !in))
         return -EINVAL;
@@ -32,31 +31,60 @@ static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size
         if (in[i]._p->sched != sched)
             return -EINVAL;
     }
+    for (size_t i = 0; i < n; i++) /* duplicates */
+        for (size_t j = i + 1; j < n; j++)
+            if (in[i]._p == in[j]._p)
+                return -EINVAL;
+    return 0;
+}
+
+/* Validates and links every input below a new combinator future in one pass. Nothing is queued
+ * yet, and on failure nothing is consumed: the inputs linked so far are unlinked again. A
+ * duplicate input is found when it is linked a second time. *any_settled says whether an input
+ * had already settled (comb_start must queue it). */
+static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
+                    fa_fut_t **out, bool *any_settled)
+{
+    if (FA_UNLIKELY(n > UINT32_MAX || (n && !in)))
+        return -EINVAL;
     fa_fut_t *c = fa__fut_get(sched, kind);
-    if (!c)
-        return -ENOMEM;
+    if (FA_UNLIKELY(!c)) {
+        int rc = comb_refusal(sched, in, n);
+        return rc ? rc : -ENOMEM;
+    }
     fa__aux_t *a = fa__aux_get(sched, c);
-    if (!a) {
+    if (FA_UNLIKELY(!a)) {
         fa__fut_release(c);
-        return -ENOMEM;
+        int rc = comb_refusal(sched, in, n);
+        return rc ? rc : -ENOMEM;
     }
     c->aux = a;
     memset(&a->comb, 0, sizeof(a->comb));
     a->comb.n = (uint32_t)n;
+    bool settled = false;
     for (size_t i = 0; i < n; i++) {
         fa_fut_t *u = in[i]._p;
-        if (u->consumer == c) {
+        int rc = 0;
+        if (FA_UNLIKELY(!u || u->gen != in[i]._gen))
+            rc = -ESTALE;
+        else if (FA_UNLIKELY(u->consumer != NULL))
+            rc = u->consumer == c ? -EINVAL : -EBUSY;
+        else if (FA_UNLIKELY(u->sched != sched))
+            rc = -EINVAL;
+        if (FA_UNLIKELY(rc)) {
             for (size_t j = 0; j < i; j++)
                 in[j]._p->consumer = NULL;
             fa__aux_put(sched, a);
             fa__fut_release(c);
-            return -EINVAL;
+            return rc;
         }
         u->consumer = c;
         u->idx = (uint32_t)i;
         u->sib = c->upstream;
         c->upstream = u;
+        settled |= u->state != FA_FUT_PENDING;
     }
+    *any_settled = settled;
     *out = c;
     return 0;
 }
@@ -64,7 +92,7 @@ static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size
 /* Ends the combinator with r: every input left is dropped (cancelled if pending), the state is
  * returned and c settles. c settles before the cancels run so that a cancel hook that touches c
  * finds a settled future, not one being torn down. */
-static void finish(fa_fut_t *c, fa_result_t r)
+void fa__comb_finish(fa_fut_t *c, fa_result_t r)
 {
     fa_fut_t *work = NULL;
     fa__drop_inputs(c, &work);
@@ -75,12 +103,15 @@ static void finish(fa_fut_t *c, fa_result_t r)
     fa__cancel_run(work);
 }
 
+#define finish fa__comb_finish
+
 /* Queues the inputs that had already settled, in input order (so that with ready inputs the
  * earliest one is delivered first), and returns the new future. */
-static int comb_start(fa_fut_t *c, const fa_future_t *in, size_t n, fa_future_t *out)
+static int comb_start(fa_fut_t *c, const fa_future_t *in, size_t n, bool any_settled,
+                      fa_future_t *out)
 {
     *out = (fa_future_t){c, c->gen};
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; any_settled && i < n; i++) {
         fa_fut_t *u = in[i]._p;
         if (u->state != FA_FUT_PENDING)
             fa__post(u);
@@ -98,7 +129,8 @@ int fa_when_all(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_value_t *
                 fa_future_t *out)
 {
     fa_fut_t *c;
-    int rc = comb_new(sched, FA__K_ALL, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, FA__K_ALL, in, n, &c, &any_settled);
     if (rc)
         return rc;
     fill_none(values, n);
@@ -108,14 +140,15 @@ int fa_when_all(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_value_t *
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 static int any_or_race(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
                        size_t *winner, fa_future_t *out)
 {
     fa_fut_t *c;
-    int rc = comb_new(sched, kind, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, kind, in, n, &c, &any_settled);
     if (rc)
         return rc;
     c->aux->comb.winner = winner;
@@ -124,7 +157,7 @@ static int any_or_race(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, s
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 int fa_when_any(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t *winner,
@@ -144,7 +177,8 @@ int fa_when_some(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t k,
     if (k > n)
         return -EINVAL;
     fa_fut_t *c;
-    int rc = comb_new(sched, FA__K_SOME, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, FA__K_SOME, in, n, &c, &any_settled);
     if (rc)
         return rc;
     fill_none(values, n);
@@ -155,14 +189,15 @@ int fa_when_some(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t k,
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn fn, void *data,
                   fa_value_t *values, fa_future_t *out)
 {
     fa_fut_t *c;
-    int rc = comb_new(sched, FA__K_MAP, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, FA__K_MAP, in, n, &c, &any_settled);
     if (rc)
         return rc;
     fill_none(values, n);
@@ -174,14 +209,15 @@ int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn 
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 int fa_future_filter(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_filter_fn pred,
                      void *data, fa_value_t *values, fa_future_t *out)
 {
     fa_fut_t *c;
-    int rc = comb_new(sched, FA__K_FILTER, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, FA__K_FILTER, in, n, &c, &any_settled);
     if (rc)
         return rc;
     fill_none(values, n);
@@ -193,14 +229,15 @@ int fa_future_filter(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_filt
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 int fa_future_reduce(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_reduce_fn fn,
                      void *data, fa_value_t init, fa_future_t *out)
 {
     fa_fut_t *c;
-    int rc = comb_new(sched, FA__K_REDUCE, in, n, &c);
+    bool any_settled;
+    int rc = comb_new(sched, FA__K_REDUCE, in, n, &c, &any_settled);
     if (rc)
         return rc;
     c->aux->comb.fn = (void (*)(void))fn;
@@ -211,7 +248,7 @@ int fa_future_reduce(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_redu
         *out = (fa_future_t){c, c->gen};
         return 0;
     }
-    return comb_start(c, in, n, out);
+    return comb_start(c, in, n, any_settled, out);
 }
 
 /* A user function's result that is not a plain value ends a map or reduce with an error. */

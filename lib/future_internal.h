@@ -33,6 +33,8 @@ enum {
     FA__F_DELIVERED = 1 << 3, /* a combinator input already counted, kept until the end */
     FA__F_RUNNING = 1 << 4,   /* a user callback of this future is on the stack */
     FA__F_CANCELED = 1 << 5,  /* cancelled while running: the runner finishes the cancel */
+    FA__F_INPUT = 1 << 6,     /* a queued then stage whose input value is in `value` (it was
+                                 made from a ready future: see fa_future_then) */
 };
 
 typedef struct fa__aux fa__aux_t;
@@ -103,6 +105,7 @@ void fa__settle(fa_fut_t *c, fa_result_t r);
 void fa__discard(fa_result_t r);
 void fa__deliver(fa_fut_t *c, fa_fut_t *s);
 void fa__comb_deliver(fa_fut_t *c, fa_fut_t *s);
+void fa__comb_finish(fa_fut_t *c, fa_result_t r);
 bool fa__cancelled_while_running(fa_fut_t *c, fa_result_t r);
 void fa__drop(fa_fut_t *u, fa_fut_t **work);
 void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work);

@@ -176,6 +176,104 @@ Test(future, then_on_ready_future_is_queued_not_run_on_the_spot)
     expect_value(&seen, 2);
 }
 
+/* The ready-then fast path: a then on a ready value reuses the ready future's object. */
+
+static fa_future_t self_tail;
+static fa_result_t cancel_own_tail(fa_sched_t *s, void *data, fa_value_t v);
+static void setup_small(void);
+
+Test(future, then_on_ready_future_consumes_it_and_takes_no_second_object)
+{
+    reset_counters();
+    fa_future_t f = ready(5), g;
+    fa_sched_stats_t st;
+    fa_sched_stats(&S, &st);
+    uint32_t live = st.futures_live;
+    OK(fa_future_then(f, add_one, NULL, &g));
+    fa_sched_stats(&S, &st);
+    cr_assert_eq(st.futures_live, live, "no second object for a then on a ready value");
+    cr_assert_eq(st.queued, 1, "the stage is queued at once");
+    cr_assert_not(fa_future_valid(f), "the ready future's handle is consumed");
+    cr_assert_eq(fa_future_then(f, add_one, NULL, &g), -ESTALE);
+    cr_assert_eq(fa_future_cancel(f), -ESTALE);
+    cr_assert(fa_future_valid(g));
+    cr_assert_eq(fa_future_state(g), FA_FUT_PENDING, "pending until the stage has run");
+    fa_future_t h;
+    OK(fa_future_then(g, add_one, NULL, &h));
+    cr_assert_eq(fa_future_then(g, add_one, NULL, &f), -EBUSY);
+    seen_t seen = {0};
+    OK(fa_future_done(h, on_done, &seen));
+    cr_assert_eq(then_calls, 0);
+    ev_run(loop, 0);
+    cr_assert_eq(then_calls, 2);
+    expect_value(&seen, 7);
+}
+
+Test(future, then_on_ready_future_keeps_fifo_order_with_other_settlements)
+{
+    reset_counters();
+    fa_promise_t p;
+    fa_future_t a = pending(&p), b;
+    seen_t first = {0}, second = {0}, third = {0};
+    OK(fa_future_done(a, on_done, &first));
+    OK(fa_promise_resolve(p, FA_VALUE_INT(1)));   /* queued first */
+    OK(fa_future_then(ready(10), add_one, NULL, &b)); /* queued second: its stage */
+    OK(fa_future_done(b, on_done, &second));
+    fa_future_t c;
+    OK(fa_future_ready(&S, FA_VALUE_INT(20), &c));
+    OK(fa_future_done(c, on_done, &third)); /* queued third */
+    ev_run(loop, 0);
+    expect_value(&first, 1);
+    expect_value(&second, 11);
+    expect_value(&third, 20);
+    /* b's done runs after its stage, which ran second: after c's done was queued. */
+    cr_assert_lt(first.order, third.order);
+    cr_assert_lt(third.order, second.order);
+}
+
+Test(future, cancel_a_then_on_a_ready_future_before_and_during_its_run)
+{
+    reset_counters();
+    fa_future_t g;
+    seen_t seen = {0};
+    /* Cancelled while its stage is still queued: the stage never runs. */
+    OK(fa_future_then(ready(1), add_one, NULL, &g));
+    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_cancel(g));
+    cr_assert_not(fa_future_valid(g));
+    /* Cancelled through a consumer further down while queued. */
+    fa_future_t h;
+    OK(fa_future_then(ready(1), add_one, NULL, &g));
+    OK(fa_future_catch(g, recover_100, NULL, &h));
+    cr_assert_eq(fa_future_cancel(g), -EBUSY, "g has a consumer: cancel the end instead");
+    OK(fa_future_done(h, on_done, &seen));
+    OK(fa_future_cancel(h));
+    ev_run(loop, 0);
+    cr_assert_eq(then_calls, 0, "a cancelled stage never runs");
+    cr_assert_eq(seen.calls, 0);
+    /* Cancelled from inside its own running stage (self_tail is the stage itself). */
+    OK(fa_future_then(ready(1), cancel_own_tail, NULL, &self_tail));
+    ev_run(loop, 0);
+    cr_assert_eq(then_calls, 1);
+}
+
+Test(future, then_on_a_ready_future_works_with_the_pool_exhausted, .init = setup_small)
+{
+    reset_counters();
+    fa_future_t f[4];
+    for (int i = 0; i < 4; i++)
+        OK(fa_future_ready(&S, FA_VALUE_INT(i), &f[i]));
+    fa_future_t g;
+    cr_assert_eq(fa_future_ready(&S, FA_VALUE_INT(9), &g), -ENOMEM);
+    OK(fa_future_then(f[0], add_one, NULL, &g));
+    seen_t seen = {0};
+    OK(fa_future_done(g, on_done, &seen));
+    for (int i = 1; i < 4; i++)
+        OK(fa_future_cancel(f[i]));
+    ev_run(loop, 0);
+    expect_value(&seen, 1);
+}
+
 Test(future, resolve_queues_the_continuation_instead_of_running_it)
 {
     reset_counters();
@@ -402,7 +500,6 @@ Test(future, cancel_a_settled_future_still_in_the_run_queue)
     cr_assert_eq(seen.calls, 0, "a cancelled future's done callback never runs");
 }
 
-static fa_future_t self_tail;
 static fa_result_t cancel_own_tail(fa_sched_t *s, void *data, fa_value_t v)
 {
     (void)s;
@@ -579,6 +676,47 @@ Test(future, when_all_fail_fast_cancels_the_pending_rest_at_once)
     expect_error(&seen, err_app, 3);
     cr_assert_eq(cancel_hooks, 3, "the three pending inputs were cancelled");
     cr_assert_eq(settle_pending(&in, "ppfp"), 3);
+}
+
+/* comb_new validates and links in one pass: a bad input late in the list must leave every
+ * earlier one unlinked, and the fast when_all delivery must fill values in input order whatever
+ * kind of future each input is. */
+Test(future, when_all_refusal_late_in_the_list_unlinks_every_earlier_input)
+{
+    reset_counters();
+    enum { N = 100 };
+    fa_promise_t p[N];
+    fa_future_t in[N], all;
+    fa_value_t values[N];
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 0)
+            in[i] = pending(&p[i]);
+        else if (i % 3 == 1)
+            in[i] = ready(i);
+        else
+            OK(fa_future_then(ready(i - 1), add_one, NULL, &in[i])); /* a queued stage */
+    }
+    fa_future_t busy = in[N - 1], g;
+    OK(fa_future_then(in[N - 1], add_one, NULL, &g)); /* the last input now has a consumer */
+    cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EBUSY);
+    in[N - 1] = in[N - 2]; /* a duplicate at the very end */
+    cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EINVAL);
+    OK(fa_future_cancel(g));
+    cr_assert_not(fa_future_valid(busy));
+    OK(fa_future_ready(&S, FA_VALUE_INT(N - 1), &in[N - 1]));
+    /* -EBUSY here would mean a refused call left an input linked. */
+    OK(fa_when_all(&S, in, N, values, &all));
+    seen_t seen = {0};
+    OK(fa_future_done(all, on_done, &seen));
+    for (int i = 0; i < N - 1; i += 3) /* p[N - 1]'s future was cancelled with g */
+        OK(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
+    ev_run(loop, 0);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(seen.r.state, FA_FUT_RESOLVED);
+    cr_assert_eq(seen.r.value.p, values);
+    cr_assert_eq(seen.r.value.len, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(values[i].i, i, "values[%d] = %ld", i, (long)values[i].i);
 }
 
 Test(future, when_all_of_nothing_and_bad_inputs)
@@ -1082,8 +1220,10 @@ Test(future, pool_exhaustion_is_an_error_not_a_crash, .init = setup_small)
         OK(fa_future_ready(&S, FA_VALUE_INT(i), &f[i]));
     cr_assert_eq(fa_future_ready(&S, FA_VALUE_INT(9), &g), -ENOMEM);
     cr_assert_eq(fa_promise_new(&S, &p, &g), -ENOMEM);
-    cr_assert_eq(fa_future_then(f[0], add_one, NULL, &g), -ENOMEM);
-    cr_assert(fa_future_valid(f[0]), "a failed then consumed nothing");
+    /* A then on a ready value reuses its object (see the ready-then tests); a catch needs a
+     * second one. */
+    cr_assert_eq(fa_future_catch(f[0], recover_100, NULL, &g), -ENOMEM);
+    cr_assert(fa_future_valid(f[0]), "a failed catch consumed nothing");
     cr_assert_eq(fa_future_state(f[0]), FA_FUT_RESOLVED);
     fa_value_t values[2];
     cr_assert_eq(fa_when_all(&S, f, 2, values, &g), -ENOMEM);
