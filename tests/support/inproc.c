@@ -148,16 +148,25 @@ static int collect(int fd, char **out, size_t *len, size_t *cap)
     }
 }
 
-/* A number that changes whenever the worker did something observable. */
+/* A fingerprint that changes whenever the worker did something observable (mixed, not summed: a
+ * close and a reap leave nconns + nfree unchanged). */
 static uint64_t progress(const fa_inproc_t *ip)
 {
     const fa_worker_t *w = &ip->worker;
     fa_sched_stats_t st;
     fa_sched_stats(&ip->sched, &st);
-    uint64_t p = w->stats.requests + w->stats.connections_total + st.tasks_run + w->nconns +
-                 w->nfree + (w->closing != NULL);
-    for (int i = 0; i < 6; i++)
-        p += w->stats.responses[i];
+    uint64_t v[] = {w->stats.requests, w->stats.connections_total, st.tasks_run, w->nconns,
+                    w->nfree, w->closing != NULL, w->stats.responses[0], w->stats.responses[1],
+                    w->stats.responses[2], w->stats.responses[3], w->stats.responses[4],
+                    w->stats.responses[5]};
+    uint64_t p = 0;
+    for (size_t i = 0; i < FA_ARRAY_SIZE(v); i++)
+        p = p * 0x100000001b3ull + v[i];
+    /* Bytes read or written that completed nothing yet (a partial header, a lingering read)
+     * are progress too: the next turn may complete something. */
+    for (const fa_conn_t *c = w->conns; c; c = c->next)
+        p = p * 0x100000001b3ull + c->rend + (c->rstart << 20) + (c->wpos << 40) + c->wlen +
+            c->state + c->lingering;
     return p;
 }
 
