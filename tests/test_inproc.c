@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,4 +183,39 @@ Test(inproc, thousands_of_abandoned_connections_give_everything_back)
                  (unsigned long long)(fa_alloc_count() - allocs_mid));
     cr_expect_eq(count_fds(), fds_before);
     cr_expect_eq(ip.worker.stats.connections_total, (uint64_t)ROUNDS * BATCH);
+}
+
+/*
+ * A client that pipelines requests and never reads makes its connection buffer answers up to the
+ * high-water mark (256 KiB) and stop parsing. Once it hangs up, the connection is recycled: it
+ * must not keep that peak buffer, or every recycled connection could pin a quarter megabyte.
+ */
+Test(inproc, a_recycled_connection_gives_back_a_large_output_buffer)
+{
+    static const char req[] = "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = fa_inproc_connect(&ip);
+    cr_assert(fd >= 0);
+    size_t sent = 0;
+    for (int stalled = 0; stalled < 3;) {
+        ssize_t n = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        cr_assert(n < 0 && errno == EAGAIN, "send: %m");
+        uint64_t before = ip.worker.stats.requests;
+        fa_inproc_run(&ip, -1, NULL, NULL, NULL); /* the client does not read */
+        stalled = ip.worker.stats.requests == before ? stalled + 1 : 0;
+    }
+    cr_assert_eq(ip.worker.nconns, 1);
+    fa_conn_t *c = ip.worker.conns;
+    cr_assert_gt(c->wlen - c->wpos, 256 * 1024, "only %zu bytes pending after %zu sent",
+                 c->wlen - c->wpos, sent);
+    cr_assert(!ev_is_active(&c->rio), "still reading past the high-water mark");
+    fa_inproc_hangup(&ip, fd);
+    char why[256];
+    cr_assert(fa_inproc_idle(&ip, why, sizeof(why)), "%s", why);
+    for (fa_conn_t *f = ip.worker.free_conns; f; f = f->next)
+        cr_assert_leq(f->wcap, 64 * 1024, "a recycled connection keeps a %zu-byte output buffer",
+                      f->wcap);
 }
