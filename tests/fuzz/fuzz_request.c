@@ -2,9 +2,9 @@
  * fuzz_request.c — libFuzzer target: the request path from bytes to response bytes, in process.
  *
  * One input is one client connection of a worker built from the shipped config
- * (conf/fasterapid.yaml) by tests/support/inproc.c: llhttp glue, header handling, the router, the
- * pipelines (parse_json, validate, aggregate, stats, respond) and response writing all run for
- * real, over a socketpair. The first byte of the input says how the rest is delivered, so that
+ * (conf/fasterapid.yaml, or $FA_FUZZ_CONF) by tests/support/inproc.c: llhttp glue, header
+ * handling, the router, the pipelines (parse_json, validate, aggregate, stats, respond) and
+ * response writing all run for real, over a socketpair. The first byte of the input says how the rest is delivered, so that
  * every truncation point gets hit:
  *   bits 2..4  the largest chunk written at once (1, 2, 3, 7, 16, 64, 512 or everything); chunk
  *              sizes are drawn from a PRNG seeded with the input, and the loop turns after each
@@ -46,8 +46,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fa_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
     if (!getenv("FA_SRCDIR"))
         setenv("FA_SRCDIR", FA_FUZZ_SRCDIR, 1);
+    /* FA_FUZZ_CONF picks another config, e.g. tests/fuzz/request-async.yaml: its /slow route
+     * waits on a 2 ms timer, so hang-ups cancel pending futures and half-closes wait for them. */
+    const char *conf = getenv("FA_FUZZ_CONF") ? getenv("FA_FUZZ_CONF") : "conf/fasterapid.yaml";
     char err[1024];
-    if (!fa_inproc_init(&ip, "conf/fasterapid.yaml", NULL, 0, 1024, err, sizeof(err))) {
+    if (!fa_inproc_init(&ip, conf, NULL, 0, 1024, err, sizeof(err))) {
         fprintf(stderr, "fuzz_request: %s\n", err);
         exit(1);
     }
@@ -102,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool eof = !open;
     if (open && end_mode == 1) {
         shutdown(fd, SHUT_WR);
-        eof = fa_inproc_run(&ip, fd, &out, &out_len, &out_cap);
+        eof = fa_inproc_settle(&ip, fd, &out, &out_len, &out_cap, 5.0);
         if (!eof)
             fail("half-closed client", "the server neither answered nor closed");
     } else if (!eof) {

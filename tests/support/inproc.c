@@ -191,6 +191,20 @@ bool fa_inproc_run(fa_inproc_t *ip, int client_fd, char **out, size_t *len, size
     return eof;
 }
 
+bool fa_inproc_settle(fa_inproc_t *ip, int client_fd, char **out, size_t *len, size_t *cap,
+                      double max_seconds)
+{
+    fa_worker_t *w = &ip->worker;
+    bool eof = fa_inproc_run(ip, client_fd, out, len, cap);
+    ev_now_update(w->loop);
+    double until = ev_now(w->loop) + max_seconds;
+    while (!fa_sched_quiescent(&ip->sched) && ev_now(w->loop) < until) {
+        ev_run(w->loop, EVRUN_ONCE); /* sleeps until the next timer or I/O */
+        eof |= fa_inproc_run(ip, eof ? -1 : client_fd, out, len, cap);
+    }
+    return eof;
+}
+
 bool fa_inproc_send(fa_inproc_t *ip, int client_fd, const void *data, size_t n, char **out,
                     size_t *len, size_t *cap)
 {
@@ -225,7 +239,7 @@ bool fa_inproc_send(fa_inproc_t *ip, int client_fd, const void *data, size_t n, 
 void fa_inproc_hangup(fa_inproc_t *ip, int client_fd)
 {
     close(client_fd);
-    fa_inproc_run(ip, -1, NULL, NULL, NULL);
+    fa_inproc_settle(ip, -1, NULL, NULL, NULL, 5.0);
 }
 
 bool fa_inproc_idle(const fa_inproc_t *ip, char *why, size_t whylen)

@@ -67,13 +67,22 @@ int fa_inproc_connect(fa_inproc_t *ip);
 bool fa_inproc_run(fa_inproc_t *ip, int client_fd, char **out, size_t *len, size_t *cap);
 
 /**
+ * fa_inproc_run, then, while a stage still waits (the scheduler is not quiescent: a timer or a
+ * future is pending), blocking loop turns until it settles or max_seconds pass. For configs whose
+ * stages wait on short timers (a delay stage). Returns true when client_fd saw EOF.
+ */
+bool fa_inproc_settle(fa_inproc_t *ip, int client_fd, char **out, size_t *len, size_t *cap,
+                      double max_seconds);
+
+/**
  * Writes all of data to client_fd, turning the loop (and collecting output as fa_inproc_run does)
  * whenever the socket buffer is full. False if the server closed its end before all was written.
  */
 bool fa_inproc_send(fa_inproc_t *ip, int client_fd, const void *data, size_t n, char **out,
                     size_t *len, size_t *cap);
 
-/** Closes client_fd and turns the loop until the server side is closed and reaped. */
+/** Closes client_fd and turns the loop until the server side is closed and reaped (waiting up to
+ * 5 s for stages that wait on timers, see fa_inproc_settle). */
 void fa_inproc_hangup(fa_inproc_t *ip, int client_fd);
 
 /**
