@@ -56,10 +56,11 @@ endif
 
 # Debian packages the build and the tests need, and one file that proves each is there.
 DEB_PKGS  := build-essential pkg-config libev-dev node-llhttp libyaml-dev libjemalloc-dev \
-             libcriterion-dev libjsmn-dev libsystemd-dev systemd curl
+             libcriterion-dev libjsmn-dev libsystemd-dev systemd curl clang-14 libclang-rt-14-dev
 DEB_PROBE := /usr/include/ev.h $(LLHTTP_SRC)/llhttp.c /usr/include/yaml.h \
              /usr/include/jemalloc/jemalloc.h /usr/include/criterion/criterion.h /usr/include/jsmn.h \
-             /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl
+             /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl \
+             /usr/bin/clang-14 /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a
 BENCH_PKGS  := wrk nginx-light valgrind libyajl-dev
 BENCH_PROBE := /usr/bin/wrk /usr/sbin/nginx /usr/bin/valgrind /usr/include/yajl/yajl_parse.h
 
