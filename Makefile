@@ -8,6 +8,8 @@
 #                   (an existing $(SYSCONFDIR)/fasterapid/fasterapid.yaml is never overwritten)
 #   make uninstall  the binary and the unit; the configuration stays
 #   MALLOC=libc     link with the C library's malloc instead of jemalloc
+#   make fuzz       every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS each (ASan+UBSan, clang)
+#   make valgrind   the daemon under valgrind (leaks, invalid accesses), driven by tests/valgrind.sh
 
 .DEFAULT_GOAL := all
 .SUFFIXES:
@@ -20,11 +22,22 @@ UNITDIR ?= /lib/systemd/system
 MALLOC  ?= jemalloc
 SAN     ?=
 CONF    ?= conf/fasterapid.yaml
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
 
 ifeq ($(SAN),1)
 BUILD   ?= build/asan
 MALLOC  := libc
 OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN   := -fsanitize=address,undefined
+else ifeq ($(FUZZ),1)
+# libFuzzer build (tests/fuzz/): clang, every object instrumented for coverage and sanitizers.
+BUILD   ?= build/fuzz
+MALLOC  := libc
+CC      := $(FUZZ_CC)
+OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+           -fno-sanitize-recover=all
 LDSAN   := -fsanitize=address,undefined
 else
 BUILD   ?= build
@@ -45,10 +58,11 @@ endif
 
 # Debian packages the build and the tests need, and one file that proves each is there.
 DEB_PKGS  := build-essential pkg-config libev-dev node-llhttp libyaml-dev libjemalloc-dev \
-             libcriterion-dev libjsmn-dev libsystemd-dev systemd curl
+             libcriterion-dev libjsmn-dev libsystemd-dev systemd curl clang-14 libclang-rt-14-dev
 DEB_PROBE := /usr/include/ev.h $(LLHTTP_SRC)/llhttp.c /usr/include/yaml.h \
              /usr/include/jemalloc/jemalloc.h /usr/include/criterion/criterion.h /usr/include/jsmn.h \
-             /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl
+             /usr/include/systemd/sd-daemon.h /usr/bin/pkg-config /usr/bin/systemd-analyze /usr/bin/curl \
+             /usr/bin/clang-14 /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a
 BENCH_PKGS  := wrk nginx-light valgrind libyajl-dev
 BENCH_PROBE := /usr/bin/wrk /usr/sbin/nginx /usr/bin/valgrind /usr/include/yajl/yajl_parse.h
 
@@ -65,7 +79,8 @@ SUPPORT_OBJ  := $(SUPPORT_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC    := $(sort $(wildcard perf/bench_*.c))
 BENCH_BIN    := $(BENCH_SRC:perf/%.c=$(BUILD)/perf/%)
 
-.PHONY: all deps bench-deps run test check tests bench bench-micro install uninstall clean format
+.PHONY: all deps bench-deps run test check tests bench bench-micro install uninstall clean format \
+        fuzz fuzz-smoke fuzz-build valgrind
 
 all: $(BIN)
 
@@ -130,6 +145,7 @@ test: deps
 	@$(MAKE) --no-print-directory check
 	@echo "== again under AddressSanitizer + UBSan (libc malloc) =="
 	@$(MAKE) --no-print-directory SAN=1 check
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 run: deps $(BIN)
 	$(BIN) -c $(CONF)
@@ -140,6 +156,34 @@ bench: bench-deps $(BIN) $(BENCH_BIN) $(BUILD)/perf/floor
 
 bench-micro: bench-deps $(BENCH_BIN)
 	@perf/run-micro.sh $(BENCH_BIN)
+
+# ---- fuzzing (tests/fuzz/README.md) ----
+# Each target replays its seed corpus tests/fuzz/corpus/<target>/ (crash inputs found once are
+# kept there as regression cases), then mutates for the time given. New inputs go to
+# build/fuzz/corpus/<target>/, crashes to build/fuzz/crashes/.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_RUN := FUZZ=1 FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+$(BUILD)/tests/fuzz/%.o: FA_CFLAGS += -iquote tests -DFA_FUZZ_SRCDIR='"$(CURDIR)"'
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/support/inproc.o $(LIBFA)
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/fuzz/%)
+
+fuzz: fuzz-build
+	@FUZZ_DIR=build/fuzz tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_SRC:tests/fuzz/%.c=%)
+
+fuzz-smoke: fuzz-build
+	@FUZZ_DIR=build/fuzz tests/fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_SRC:tests/fuzz/%.c=%)
+
+# ---- valgrind: the daemon (libc malloc, -O1) under memcheck, workers included ----
+valgrind: deps bench-deps
+	@$(MAKE) --no-print-directory BUILD=build/valgrind MALLOC=libc OPT='-O1 -g' build/valgrind/fasterapid
+	@FASTERAPID_BIN=$(abspath build/valgrind/fasterapid) FA_SRCDIR=$(CURDIR) tests/valgrind.sh
+
 
 # INSTALL_BIN installs a binary built elsewhere (the tests install the one they run).
 INSTALL_BIN ?= $(BIN)

@@ -49,15 +49,30 @@ void fa_errbuf_add(fa_errbuf_t *errs, const fa_yaml_node_t *at, const char *path
     int n = 0;
     if (at)
         n = snprintf(line, sizeof(line), "%s:%u:%u: ", at->file, at->line, at->col);
+    n = FA_MIN(FA_MAX(n, 0), (int)sizeof(line) - 1); /* a long file name truncates */
     if (path && path[0])
         n += snprintf(line + n, sizeof(line) - (size_t)n, "%s: ", path);
+    n = FA_MIN(FA_MAX(n, 0), (int)sizeof(line) - 1);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
-    size_t len = FA_MIN((size_t)n + (size_t)(m > 0 ? m : 0), sizeof(line) - 2);
-    line[len++] = '\n';
-    errbuf_append(errs, line, len);
+    size_t len = FA_MIN((size_t)n + (size_t)(m > 0 ? m : 0), sizeof(line) - 1);
+    /* A key or path from the file may hold control characters (a quoted key with "\n"): escape
+     * them, so that one error stays one line. */
+    char out[sizeof(line) + 8];
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 5 < sizeof(out); i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c == '\n')
+            out[k++] = '\\', out[k++] = 'n';
+        else if (c < 0x20 || c == 0x7f)
+            k += (size_t)snprintf(out + k, sizeof(out) - k, "\\x%02x", c);
+        else
+            out[k++] = (char)c;
+    }
+    out[k++] = '\n';
+    errbuf_append(errs, out, k);
     errs->count++;
 }
 

@@ -25,6 +25,7 @@
 #define ACCEPT_BUDGET 64
 #define WBUF_INITIAL 4096
 #define WBUF_HIGH_WATER (256 * 1024) /* stop parsing ahead while this much is unsent */
+#define WBUF_KEEP (64 * 1024)        /* a recycled connection keeps at most this much output buffer */
 #define LINGER_SECONDS 2.0
 #define LINGER_BYTES (64 * 1024)
 #define FREE_CONNS_MAX 1024 /* recycled connections kept for reuse */
@@ -449,6 +450,13 @@ void fa_conn_reap(fa_worker_t *w)
         fa_conn_t *c = w->closing;
         w->closing = c->next;
         fa__http_reset_request(c);
+        if (c->wcap > WBUF_KEEP) {
+            /* A client slow to read grew it up to the high-water mark: do not let each of the
+             * recycled connections pin its peak. */
+            fa_free(c->wbuf);
+            c->wcap = WBUF_INITIAL;
+            c->wbuf = fa_malloc(c->wcap);
+        }
         if (w->nfree < FREE_CONNS_MAX && c->rcap == w->config->limits.header_bytes) {
             c->next = w->free_conns;
             w->free_conns = c;

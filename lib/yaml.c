@@ -474,7 +474,13 @@ void fa_yaml_emit_flow(FILE *out, const fa_yaml_node_t *node)
         for (size_t i = 0; i < node->map.len; i++) {
             if (i)
                 fputs(", ", out);
-            fa_yaml_emit_flow(out, node->map.pairs[i].key);
+            const fa_yaml_node_t *key = node->map.pairs[i].key;
+            /* An empty plain key (null, e.g. "{&a : x}") written as nothing would read "{: x}",
+             * which is not YAML: write "~", the same null. */
+            if (key->kind == FA_YAML_SCALAR && !key->quoted && key->scalar.len == 0)
+                fputc('~', out);
+            else
+                fa_yaml_emit_flow(out, key);
             fputs(": ", out);
             fa_yaml_emit_flow(out, node->map.pairs[i].value);
         }
