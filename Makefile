@@ -12,6 +12,7 @@
 #   make valgrind   the daemon under valgrind (leaks, invalid accesses), driven by tests/valgrind.sh
 
 .DEFAULT_GOAL := all
+SHELL := /bin/bash
 .SUFFIXES:
 .SECONDARY:
 
@@ -139,13 +140,21 @@ tests: $(BIN) $(TEST_BIN)
 
 # Runs every test binary against this build; tests/run.sh prints the totals.
 check: tests
-	@FASTERAPID_BIN=$(abspath $(BIN)) FA_SRCDIR=$(CURDIR) tests/run.sh $(TEST_BIN)
+	@FASTERAPID_BIN=$(abspath $(BIN)) FA_SRCDIR=$(CURDIR) FA_TOTALS=$(CURDIR)/build/test-totals \
+	  tests/run.sh $(TEST_BIN)
 
+# Three passes (plain, ASan+UBSan, fuzz smoke); the last line sums them up.
 test: deps
+	@rm -f build/test-totals
 	@$(MAKE) --no-print-directory check
 	@echo "== again under AddressSanitizer + UBSan (libc malloc) =="
 	@$(MAKE) --no-print-directory SAN=1 check
-	@$(MAKE) --no-print-directory fuzz-smoke
+	@echo "== fuzz smoke: each target $(FUZZ_SMOKE_SECONDS) s under ASan + UBSan =="
+	@$(MAKE) --no-print-directory fuzz-smoke | tee build/fuzz-smoke.log; \
+	  st=$${PIPESTATUS[0]}; ok=$$(grep -c '^fuzz: .* ok:' build/fuzz-smoke.log); \
+	  echo "$$ok 0" >>build/test-totals; \
+	  awk '{ p += $$1; f += $$2 } END { printf "tests: %d passed, %d failed\n", p, f }' build/test-totals; \
+	  exit $$st
 
 run: deps $(BIN)
 	$(BIN) -c $(CONF)

@@ -23,4 +23,6 @@ for t in "$@"; do
     fi
 done
 echo "tests: $passed passed, $failed failed"
+# make test adds the passes up (build/test-totals: "passed failed" per pass).
+[ -n "${FA_TOTALS:-}" ] && echo "$passed $failed" >>"$FA_TOTALS"
 exit $status
