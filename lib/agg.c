@@ -474,8 +474,8 @@ void fa_agg_shard_release(fa_agg_t *a, unsigned shard)
 }
 
 /* Writes cell[next] = cell[cur] + delta. Only the shard's writer (or recovery, writer dead). */
-static void cell_commit(fa__agg_shard_t *sh, uint64_t s, uint64_t dtotal, uint64_t dunique,
-                        __int128 dsum)
+static inline void cell_commit(fa__agg_shard_t *sh, uint64_t s, uint64_t dtotal, uint64_t dunique,
+                               __int128 dsum)
 {
     fa__agg_cell_t *cur = &sh->cell[(s >> 1) & 1];
     fa__agg_cell_t *next = &sh->cell[((s >> 1) & 1) ^ 1];
@@ -686,13 +686,38 @@ static int set_find_or_publish(fa_agg_t *a, fa__agg_shard_t *sh, unsigned shard,
 }
 
 /*
+ * The rest of an event that the key cache could not settle (a miss, a bypass, no cache): the
+ * shared set, the commit, and on success the key into the cache. Out of line so that the hit path
+ * in add_event stays small.
+ */
+static __attribute__((noinline)) int add_shared(fa_agg_t *a, fa__agg_shard_t *sh, unsigned shard,
+                                                uint64_t s, const char *key, size_t keylen,
+                                                __int128 value, const ckey_t *k, bool cached,
+                                                bool have_h, uint64_t h)
+{
+    if (!have_h)
+        h = fa__agg_hash(a, key, keylen);
+    int rc = set_find_or_publish(a, sh, shard, s, h, key, keylen, value);
+    if (FA_UNLIKELY(rc < 0)) {
+        atomic_store_explicit(&sh->seq, s, release); /* backs out like a reset: nothing counted */
+        return rc;
+    }
+    commit(sh, s, rc == 1, value);
+    if (cached)
+        cache_insert(k);
+    return 0;
+}
+
+/*
  * One whole event, in the shard owner's process. k is the key's cache form (k->hi == 0: no cache
- * lookup); h its hash when have_h (the batch path computes it ahead), computed here otherwise.
+ * lookup); h its hash when have_h (the batch path computes it ahead), computed later otherwise.
  * A cache hit is an existing key: journal the value, commit. A miss goes to the shared set and,
  * once the event is committed, remembers the key under the generation it ran in.
  */
-static int add_event(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __int128 value,
-                     const ckey_t *k, bool have_h, uint64_t h)
+static inline __attribute__((always_inline)) int add_event(fa_agg_t *a, unsigned shard,
+                                                           const char *key, size_t keylen,
+                                                           __int128 value, const ckey_t *k,
+                                                           bool have_h, uint64_t h)
 {
     fa__agg_shard_t *sh = &a->shards[shard];
     uint64_t g, s = enter(a, sh, &g);
@@ -713,18 +738,7 @@ static int add_event(fa_agg_t *a, unsigned shard, const char *key, size_t keylen
     } else if (cache.agg) {
         cache.st.bypass++;
     }
-
-    if (!have_h)
-        h = fa__agg_hash(a, key, keylen);
-    int rc = set_find_or_publish(a, sh, shard, s, h, key, keylen, value);
-    if (FA_UNLIKELY(rc < 0)) {
-        atomic_store_explicit(&sh->seq, s, release); /* backs out like a reset: nothing counted */
-        return rc;
-    }
-    commit(sh, s, rc == 1, value);
-    if (cached)
-        cache_insert(k);
-    return 0;
+    return add_shared(a, sh, shard, s, key, keylen, value, k, cached, have_h, h);
 }
 
 int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __int128 value_nanos)
