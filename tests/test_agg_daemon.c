@@ -27,8 +27,7 @@ static void start(void)
 static void stop(void)
 {
     int st = fa_td_stop(&d, SIGTERM, 15);
-    cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "unclean stop; see %s",
-              d.log_path);
+    cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "unclean stop; see %s", d.log_path);
 }
 
 TestSuite(agg_daemon, .init = start, .fini = stop, .timeout = 60);
