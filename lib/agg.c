@@ -12,6 +12,8 @@
  *      then CAS the slot 0 -> word. A lost CAS re-reads the slot: same key means "existing"
  *      (has_cand = 0), another key means probe on (j_slot moves first).
  *      For an existing key: journal (value, has_cand = 0), j_state = 1.
+ *      A hit in the process's key cache (valid for the generation read in step 1) is an existing
+ *      key: the same journal, without touching the table.
  *   3. Commit: cell[next] = cell[cur] + (1, value, new ? 1 : 0); seq = s + 2 (release).
  *   -ENOSPC backs out like a reset does: seq = s, nothing counted.
  *
@@ -30,6 +32,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -93,6 +96,201 @@ static uint32_t hash_tag(uint64_t h)
 static uint32_t word_tag(uint64_t w)
 {
     return (uint32_t)(w >> FA__AGG_OFF_BITS);
+}
+
+/* ---- the per-process key cache ----------------------------------------------------------------
+ *
+ * Looking a key up in the shared set costs two random misses (the table slot, then the key record
+ * in the arena), each with a TLB miss, because shared anonymous memory gets no transparent huge
+ * pages. Most events are returning users, so each worker process keeps a private cache of keys it
+ * has seen in the set: a set-associative table of 64-byte buckets of four 16-byte entries, in
+ * private memory with huge pages, probed with one miss and no TLB miss.
+ *
+ * An entry is the key itself in a canonical 16-byte form (the key's bytes zero-padded, its length
+ * in the last byte), so a hit is an exact comparison of the whole key, never a guess from a hash.
+ * Keys of 1 to 15 bytes fit; others bypass the cache. The cache is valid for one reset generation:
+ * a key enters it only after an event that entered with generation g found or published the key,
+ * and a reset clears the table only between generations, so while an event holds g (seq odd, the
+ * reset waits for it) every key cached under g is in the table. An event that enters with another
+ * generation empties the cache first. A hit therefore means "existing key", which is the journal
+ * path that needs no slot: recovery rolls such an event forward. The cache is the process's own:
+ * created after fork (fa_agg_worker_init), inherited by a later fork as a private copy (still
+ * true), never shared.
+ */
+
+#define CACHE_WAYS        4
+#define CACHE_KEY_MAX     15
+#define CACHE_ENTRIES_MAX (1u << 18) /* 4 MiB: two workers' caches fit the memory budget */
+#define CACHE_ALIGN       (2u << 20) /* one huge page */
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the canonical key form assumes it");
+
+typedef struct {
+    uint64_t lo, hi; /* hi == 0: empty (a key's form always has its length in hi's top byte) */
+} centry_t;
+
+typedef struct {
+    _Alignas(FA_CACHELINE) centry_t e[CACHE_WAYS];
+} cbucket_t;
+
+static_assert(sizeof(cbucket_t) == FA_CACHELINE, "a bucket is one cache line");
+
+/* The calling process's cache; agg == NULL when it has none. */
+static struct {
+    const fa_agg_t *agg;
+    uint64_t seed; /* the aggregator's: tells a new aggregator mapped at the same address */
+    uint64_t gen;  /* the reset generation the entries belong to; odd: none yet */
+    uint64_t mask; /* buckets - 1 */
+    cbucket_t *b;
+    void *map;
+    size_t map_len, used;
+    unsigned victim;
+    fa__agg_cache_stats_t st;
+} cache;
+
+/* A key prepared for the cache: its canonical form and the bucket hash. hi == 0: bypass. */
+typedef struct {
+    uint64_t lo, hi, ch;
+} ckey_t;
+
+static inline uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint64_t mum(uint64_t x, uint64_t y)
+{
+    unsigned __int128 p = (unsigned __int128)x * y;
+    return (uint64_t)p ^ (uint64_t)(p >> 64);
+}
+
+/*
+ * The canonical form of a 1..15-byte key without a byte loop or a memcpy call: overlapping loads
+ * from both ends cover every byte exactly (equal bytes OR-ed onto themselves), shifted into place.
+ */
+static inline void ckey_make(const fa_agg_t *a, const char *key, size_t len, ckey_t *k)
+{
+    if (len - 1 >= CACHE_KEY_MAX) { /* 0 or too long */
+        k->hi = 0;
+        return;
+    }
+    uint64_t lo, hi = (uint64_t)len << 56;
+    if (len >= 8) {
+        lo = load64(key);
+        if (len > 8)
+            hi |= load64(key + len - 8) >> (8 * (16 - len));
+    } else if (len >= 4) {
+        lo = load32(key) | (load32(key + len - 4) << (8 * (len - 4)));
+    } else {
+        lo = (uint64_t)(unsigned char)key[0] |
+             (uint64_t)(unsigned char)key[len / 2] << (8 * (len / 2)) |
+             (uint64_t)(unsigned char)key[len - 1] << (8 * (len - 1));
+    }
+    k->lo = lo;
+    k->hi = hi;
+    k->ch = mum(lo ^ a->seed ^ 0xa0761d6478bd642fULL, hi ^ 0xe7037ed1a0b428dbULL);
+}
+
+static inline bool cache_mine(const fa_agg_t *a)
+{
+    return cache.agg == a && cache.seed == a->seed;
+}
+
+static inline cbucket_t *cache_bucket(const ckey_t *k)
+{
+    return &cache.b[k->ch & cache.mask];
+}
+
+static inline bool cache_find(const ckey_t *k)
+{
+    const cbucket_t *b = cache_bucket(k);
+    bool hit = false;
+    for (int w = 0; w < CACHE_WAYS; w++)
+        hit |= (b->e[w].lo == k->lo) & (b->e[w].hi == k->hi);
+    return hit;
+}
+
+/* After a miss in the same event: the key is not in its bucket. An empty way or round robin. */
+static inline void cache_insert(const ckey_t *k)
+{
+    cbucket_t *b = cache_bucket(k);
+    int w = 0;
+    while (w < CACHE_WAYS && b->e[w].hi)
+        w++;
+    if (w == CACHE_WAYS)
+        w = (int)(cache.victim++ % CACHE_WAYS);
+    else
+        cache.used++;
+    b->e[w] = (centry_t){k->lo, k->hi};
+}
+
+/* The event entered with generation g and the cache holds another one: forget everything. */
+static void cache_flush(uint64_t g)
+{
+    if (cache.used)
+        memset(cache.b, 0, (cache.mask + 1) * sizeof(cbucket_t));
+    cache.used = 0;
+    cache.gen = g;
+    cache.st.flushes++;
+}
+
+void fa__agg_cache_stats(fa__agg_cache_stats_t *out)
+{
+    *out = (fa__agg_cache_stats_t){0};
+    if (cache.agg) {
+        *out = cache.st;
+        out->bytes = (cache.mask + 1) * sizeof(cbucket_t);
+    }
+}
+
+/*
+ * In the worker, after fork and before serving. The size follows the capacity (one entry per key
+ * up to CACHE_ENTRIES_MAX); the mapping is aligned to a huge page and advised to use them. Pages
+ * are touched only as buckets fill.
+ */
+int fa_agg_worker_init(fa_agg_t *a)
+{
+    fa_agg_worker_fini(a);
+    size_t entries = 64;
+    while (entries < a->capacity && entries < CACHE_ENTRIES_MAX)
+        entries <<= 1;
+    size_t len = entries / CACHE_WAYS * sizeof(cbucket_t);
+    size_t map_len = len + CACHE_ALIGN;
+    void *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    char *b = (char *)FA_ALIGN_UP((uintptr_t)map, CACHE_ALIGN);
+    (void)madvise(b, len, MADV_HUGEPAGE); /* advice: without huge pages it is merely slower */
+    cache.b = (cbucket_t *)b;
+    cache.map = map;
+    cache.map_len = map_len;
+    cache.mask = entries / CACHE_WAYS - 1;
+    cache.gen = 1; /* odd: an event always enters with an even generation */
+    cache.used = 0;
+    cache.victim = 0;
+    cache.st = (fa__agg_cache_stats_t){0};
+    cache.seed = a->seed;
+    cache.agg = a;
+    return 0;
+}
+
+void fa_agg_worker_fini(fa_agg_t *a)
+{
+    (void)a;
+    if (!cache.agg)
+        return;
+    (void)munmap(cache.map, cache.map_len); /* only fails on bad arguments */
+    cache.agg = NULL;
+    cache.b = NULL;
 }
 
 /* ---- create / destroy --------------------------------------------------------------------------
@@ -160,8 +358,11 @@ fa_agg_t *fa_agg_create(size_t capacity, unsigned nshards, char *err, size_t err
 
 void fa_agg_destroy(fa_agg_t *a)
 {
-    if (a)
-        (void)munmap(a, a->map_len); /* nothing useful to do if this fails at exit */
+    if (!a)
+        return;
+    if (cache.agg == a)
+        fa_agg_worker_fini(a);   /* a new aggregator may be mapped at the same address */
+    (void)munmap(a, a->map_len); /* nothing useful to do if this fails at exit */
 }
 
 unsigned fa_agg_shard_count(const fa_agg_t *a)
@@ -273,8 +474,8 @@ void fa_agg_shard_release(fa_agg_t *a, unsigned shard)
 }
 
 /* Writes cell[next] = cell[cur] + delta. Only the shard's writer (or recovery, writer dead). */
-static void cell_commit(fa__agg_shard_t *sh, uint64_t s, uint64_t dtotal, uint64_t dunique,
-                        __int128 dsum)
+static inline void cell_commit(fa__agg_shard_t *sh, uint64_t s, uint64_t dtotal, uint64_t dunique,
+                               __int128 dsum)
 {
     fa__agg_cell_t *cur = &sh->cell[(s >> 1) & 1];
     fa__agg_cell_t *next = &sh->cell[((s >> 1) & 1) ^ 1];
@@ -402,45 +603,60 @@ int fa__agg_insert_base(fa_agg_t *a, const char *key, size_t keylen)
  */
 
 /*
- * The hot path, in the shard owner's process. Step numbers refer to the protocol at the top of
- * the file. Every store that recovery reads is ordered before the one that makes it meaningful
- * (j_state = 1 last, j_slot before each CAS), so a kill between any two instructions leaves a
- * journal that tells the truth.
+ * Step 1 of the protocol: makes seq odd unless a reset is running, and returns the even seq from
+ * before with the generation the event runs under in *gen. The seq_cst exchange is the StoreLoad
+ * fence of the Dekker pair with the resetter. (An asymmetric fence, a plain store here and
+ * membarrier(MEMBARRIER_CMD_GLOBAL) in the reset, was measured: no gain above noise on this
+ * machine's CPU, 7-15 ms per reset; see the commit that introduced the key cache.)
  */
-int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __int128 value_nanos)
+static inline uint64_t enter(fa_agg_t *a, fa__agg_shard_t *sh, uint64_t *gen)
 {
-    if (FA_UNLIKELY(keylen > FA_AGG_KEY_MAX))
-        return -EINVAL;
-    fa__agg_shard_t *sh = &a->shards[shard];
-    uint64_t h = fa__agg_hash(a, key, keylen);
-    uint64_t s;
-
-    /* 1. Enter: seq odd, unless a reset is running. */
     for (;;) {
-        s = atomic_load_explicit(&sh->seq, relaxed);
+        uint64_t s = atomic_load_explicit(&sh->seq, relaxed);
         atomic_store_explicit(&sh->j_state, 0, relaxed);
         atomic_exchange_explicit(&sh->seq, s + 1, seq_cst);
-        if (FA_LIKELY(!(atomic_load_explicit(&a->gen, seq_cst) & 1)))
-            break;
+        uint64_t g = atomic_load_explicit(&a->gen, seq_cst);
+        if (FA_LIKELY(!(g & 1))) {
+            *gen = g;
+            return s;
+        }
         atomic_store_explicit(&sh->seq, s, release); /* back out: no cell was touched */
         wait_reset(a);
     }
+}
 
-    /* 2. Find the key, or publish it. */
+static inline void journal_value(fa__agg_shard_t *sh, __int128 v)
+{
+    atomic_store_explicit(&sh->j_val_lo, (uint64_t)v, relaxed);
+    atomic_store_explicit(&sh->j_val_hi, (uint64_t)((unsigned __int128)v >> 64), relaxed);
+}
+
+/* Step 3. */
+static inline void commit(fa__agg_shard_t *sh, uint64_t s, bool isnew, __int128 v)
+{
+    cell_commit(sh, s, 1, isnew, v);
+    atomic_store_explicit(&sh->seq, s + 2, release);
+}
+
+/*
+ * Step 2 in the shared set, inside an event entered at seq s + 1: finds the key or publishes it.
+ * Returns 1 when this event published it, 0 when it was there, -ENOSPC when it is new and there
+ * is no room (nothing published; the caller backs out). Every store that recovery reads is ordered
+ * before the one that makes it meaningful (j_state = 1 last, j_slot before each CAS), so a kill
+ * between any two instructions leaves a journal that tells the truth.
+ */
+static int set_find_or_publish(fa_agg_t *a, fa__agg_shard_t *sh, unsigned shard, uint64_t s,
+                               uint64_t h, const char *key, size_t keylen, __int128 value)
+{
     uint64_t word = 0;
-    bool isnew = false;
     for (uint64_t i = h & a->mask;; i = (i + 1) & a->mask) {
         uint64_t w = atomic_load_explicit(&a->table[i], acquire);
         if (w == 0) {
             if (!word) {
                 word = record_alloc(a, shard, s + 1, h, key, keylen);
-                if (!word) {
-                    atomic_store_explicit(&sh->seq, s, release);
+                if (!word)
                     return -ENOSPC;
-                }
-                atomic_store_explicit(&sh->j_val_lo, (uint64_t)value_nanos, relaxed);
-                atomic_store_explicit(&sh->j_val_hi,
-                                      (uint64_t)((unsigned __int128)value_nanos >> 64), relaxed);
+                journal_value(sh, value);
                 atomic_store_explicit(&sh->j_word, word, relaxed);
                 atomic_store_explicit(&sh->j_has_cand, 1, relaxed);
                 atomic_store_explicit(&sh->j_slot, i, relaxed);
@@ -450,10 +666,8 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
             }
             uint64_t expect = 0;
             if (atomic_compare_exchange_strong_explicit(&a->table[i], &expect, word,
-                                                        memory_order_acq_rel, acquire)) {
-                isnew = true;
-                break;
-            }
+                                                        memory_order_acq_rel, acquire))
+                return 1;
             w = expect; /* lost the slot: to the same key, or to another one */
         }
         if (word_tag(w) == hash_tag(h) && word_has_key(a, w, key, keylen)) {
@@ -461,22 +675,166 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
                 atomic_store_explicit(&sh->j_has_cand, 0, release);
                 /* The record is wasted (the arena only grows); its key reservation is not. */
                 atomic_fetch_sub_explicit(&a->nkeys, 1, relaxed);
+            } else {
+                journal_value(sh, value);
+                atomic_store_explicit(&sh->j_has_cand, 0, relaxed);
+                atomic_store_explicit(&sh->j_state, 1, release);
             }
-            break;
+            return 0;
         }
     }
-    if (!word) {
-        atomic_store_explicit(&sh->j_val_lo, (uint64_t)value_nanos, relaxed);
-        atomic_store_explicit(&sh->j_val_hi, (uint64_t)((unsigned __int128)value_nanos >> 64),
-                              relaxed);
-        atomic_store_explicit(&sh->j_has_cand, 0, relaxed);
-        atomic_store_explicit(&sh->j_state, 1, release);
-    }
+}
 
-    /* 3. Commit. */
-    cell_commit(sh, s, 1, isnew, value_nanos);
-    atomic_store_explicit(&sh->seq, s + 2, release);
+/*
+ * The rest of an event that the key cache could not settle (a miss, a bypass, no cache): the
+ * shared set, the commit, and on success the key into the cache. Out of line so that the hit path
+ * in add_event stays small.
+ */
+static __attribute__((noinline)) int add_shared(fa_agg_t *a, fa__agg_shard_t *sh, unsigned shard,
+                                                uint64_t s, const char *key, size_t keylen,
+                                                __int128 value, const ckey_t *k, bool cached,
+                                                bool have_h, uint64_t h)
+{
+    if (!have_h)
+        h = fa__agg_hash(a, key, keylen);
+    int rc = set_find_or_publish(a, sh, shard, s, h, key, keylen, value);
+    if (FA_UNLIKELY(rc < 0)) {
+        atomic_store_explicit(&sh->seq, s, release); /* backs out like a reset: nothing counted */
+        return rc;
+    }
+    commit(sh, s, rc == 1, value);
+    if (cached)
+        cache_insert(k);
     return 0;
+}
+
+/*
+ * One whole event, in the shard owner's process. k is the key's cache form (k->hi == 0: no cache
+ * lookup); h its hash when have_h (the batch path computes it ahead), computed later otherwise.
+ * A cache hit is an existing key: journal the value, commit. A miss goes to the shared set and,
+ * once the event is committed, remembers the key under the generation it ran in.
+ */
+static inline __attribute__((always_inline)) int add_event(fa_agg_t *a, unsigned shard,
+                                                           const char *key, size_t keylen,
+                                                           __int128 value, const ckey_t *k,
+                                                           bool have_h, uint64_t h)
+{
+    fa__agg_shard_t *sh = &a->shards[shard];
+    uint64_t g, s = enter(a, sh, &g);
+
+    bool cached = k->hi && cache_mine(a);
+    if (cached) {
+        if (FA_UNLIKELY(cache.gen != g))
+            cache_flush(g);
+        if (cache_find(k)) {
+            cache.st.hits++;
+            journal_value(sh, value);
+            atomic_store_explicit(&sh->j_has_cand, 0, relaxed);
+            atomic_store_explicit(&sh->j_state, 1, release);
+            commit(sh, s, false, value);
+            return 0;
+        }
+        cache.st.misses++;
+    } else if (cache.agg) {
+        cache.st.bypass++;
+    }
+    return add_shared(a, sh, shard, s, key, keylen, value, k, cached, have_h, h);
+}
+
+int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __int128 value_nanos)
+{
+    if (FA_UNLIKELY(keylen > FA_AGG_KEY_MAX))
+        return -EINVAL;
+    ckey_t k = {.hi = 0};
+    if (cache.agg)
+        ckey_make(a, key, keylen, &k);
+    return add_event(a, shard, key, keylen, value_nanos, &k, false, 0);
+}
+
+/*
+ * The batch path: the same events as fa_agg_add in a loop, with the memory they will touch
+ * requested ahead. Event i + PF_KEY has its cache form made and its cache bucket prefetched (or,
+ * when it bypasses the cache, its hash made and its table slot prefetched); event i + PF_SLOT,
+ * if its bucket does not hold it, gets its hash and slot prefetch; event i + PF_REC, if it has a
+ * hash, has its slot read and the key record it points to prefetched. All of this is advice: event
+ * i itself runs add_event with nothing trusted from the look-ahead but the hash (a pure function
+ * of the key), so a reset or another writer in between changes only how many misses it takes.
+ */
+#define PF_KEY  8
+#define PF_SLOT 4
+#define PF_REC  2
+#define PF_RING 16
+
+typedef struct {
+    ckey_t k;
+    uint64_t h;
+    bool have_h;
+} ahead_t;
+
+static inline void ahead_hash(const fa_agg_t *a, const fa_agg_item_t *it, ahead_t *p)
+{
+    p->h = fa__agg_hash(a, it->key, it->keylen);
+    p->have_h = true;
+    __builtin_prefetch(&a->table[p->h & a->mask]);
+}
+
+static inline void ahead_key(const fa_agg_t *a, bool use_cache, const fa_agg_item_t *it, ahead_t *p)
+{
+    p->k.hi = 0;
+    p->have_h = false;
+    if (it->keylen > FA_AGG_KEY_MAX)
+        return;
+    if (use_cache)
+        ckey_make(a, it->key, it->keylen, &p->k);
+    if (p->k.hi)
+        __builtin_prefetch(cache_bucket(&p->k));
+    else
+        ahead_hash(a, it, p);
+}
+
+static inline void ahead_slot(const fa_agg_t *a, const fa_agg_item_t *it, ahead_t *p)
+{
+    if (p->k.hi && !cache_find(&p->k))
+        ahead_hash(a, it, p);
+}
+
+static inline void ahead_record(const fa_agg_t *a, const ahead_t *p)
+{
+    if (!p->have_h)
+        return;
+    uint64_t w = atomic_load_explicit(&a->table[p->h & a->mask], relaxed);
+    if (w)
+        __builtin_prefetch(a->arena + (w & FA__AGG_OFF_MASK));
+}
+
+size_t fa_agg_add_many(fa_agg_t *a, unsigned shard, fa_agg_item_t *items, size_t n)
+{
+    ahead_t ring[PF_RING];
+    bool use_cache = cache_mine(a);
+    size_t counted = 0;
+    for (size_t j = 0; j < n && j < PF_KEY; j++)
+        ahead_key(a, use_cache, &items[j], &ring[j % PF_RING]);
+    for (size_t j = 0; j < n && j < PF_SLOT; j++)
+        ahead_slot(a, &items[j], &ring[j % PF_RING]);
+    for (size_t j = 0; j < n && j < PF_REC; j++)
+        ahead_record(a, &ring[j % PF_RING]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + PF_KEY < n)
+            ahead_key(a, use_cache, &items[i + PF_KEY], &ring[(i + PF_KEY) % PF_RING]);
+        if (i + PF_SLOT < n)
+            ahead_slot(a, &items[i + PF_SLOT], &ring[(i + PF_SLOT) % PF_RING]);
+        if (i + PF_REC < n)
+            ahead_record(a, &ring[(i + PF_REC) % PF_RING]);
+        fa_agg_item_t *it = &items[i];
+        const ahead_t *p = &ring[i % PF_RING];
+        if (FA_UNLIKELY(it->keylen > FA_AGG_KEY_MAX))
+            it->result = -EINVAL;
+        else
+            it->result =
+                add_event(a, shard, it->key, it->keylen, it->value, &p->k, p->have_h, p->h);
+        counted += it->result == 0;
+    }
+    return counted;
 }
 
 /* ---- readers -----------------------------------------------------------------------------------

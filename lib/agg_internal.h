@@ -76,6 +76,15 @@ static_assert(offsetof(struct fa_agg, gen) % FA_CACHELINE == 0, "gen on its own 
 static_assert(offsetof(struct fa_agg, nkeys) % FA_CACHELINE == 0, "nkeys on its own line");
 static_assert(offsetof(struct fa_agg, arena_used) % FA_CACHELINE == 0, "arena_used own line");
 
+/* What the calling process's key cache did since fa_agg_worker_init (tests and benchmarks). */
+typedef struct {
+    uint64_t hits, misses, bypass, flushes;
+    size_t bytes; /* size of the bucket array (resident once used: huge pages) */
+} fa__agg_cache_stats_t;
+
+/* Copies the calling process's cache counters; all zero when it has no cache. */
+void fa__agg_cache_stats(fa__agg_cache_stats_t *out);
+
 /* Hash of a key with the aggregator's seed. */
 uint64_t fa__agg_hash(const fa_agg_t *a, const char *key, size_t keylen);
 

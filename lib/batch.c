@@ -24,11 +24,7 @@ typedef struct {
     const char *msg;
 } rejection_t;
 
-typedef struct {
-    fa_str_t key;
-    __int128 nanos;
-    uint32_t index;
-} pending_t;
+typedef fa_agg_item_t pending_t; /* key in req_pool; tag: the event's index in the batch */
 
 struct fa_batch {
     const fa_batch_conf_t *conf;
@@ -113,8 +109,10 @@ void fa_batch_defer_add(fa_batch_t *b, fa_str_t key, __int128 nanos)
         b->pending = p;
         b->pending_cap = cap;
     }
-    b->pending[b->npending++] = (pending_t){
-        {fa_pool_strndup(b->req_pool, key.ptr, key.len), key.len}, nanos, b->nevents - 1};
+    b->pending[b->npending++] = (pending_t){.key = fa_pool_strndup(b->req_pool, key.ptr, key.len),
+                                            .keylen = key.len,
+                                            .value = nanos,
+                                            .tag = b->nevents - 1};
 }
 
 /* One complete event in b->buf: parse it and take it through the per-event stages with the
@@ -351,20 +349,22 @@ fa_status_t fa_batch_finish(fa_req_t *req, fa_batch_t *b)
         return FA_DONE;
     }
 
-    /* The framing is good: count every accepted event now. */
+    /* The framing is good: count every accepted event now (each one whole, as fa_agg_add would,
+     * with the aggregator's memory prefetched a few events ahead). */
     fa_worker_t *w = req->worker;
-    for (uint32_t i = 0; i < b->npending; i++) {
-        const pending_t *pe = &b->pending[i];
-        int rc = fa_agg_add(w->agg, w->shard, pe->key.ptr, pe->key.len, pe->nanos);
-        if (rc == 0)
-            continue;
-        b->accepted--;
-        if (rc == -ENOSPC) {
-            fa_log_error("aggregator full: refusing a new key (aggregator.capacity is %zu)",
-                         w->config->aggregator.capacity);
-            record_rejection(b, pe->index, "too many distinct keys: the aggregator is full");
-        } else {
-            record_rejection(b, pe->index, "the key cannot be stored");
+    if (fa_agg_add_many(w->agg, w->shard, b->pending, b->npending) < b->npending) {
+        for (uint32_t i = 0; i < b->npending; i++) {
+            const pending_t *pe = &b->pending[i];
+            if (pe->result == 0)
+                continue;
+            b->accepted--;
+            if (pe->result == -ENOSPC) {
+                fa_log_error("aggregator full: refusing a new key (aggregator.capacity is %zu)",
+                             w->config->aggregator.capacity);
+                record_rejection(b, pe->tag, "too many distinct keys: the aggregator is full");
+            } else {
+                record_rejection(b, pe->tag, "the key cannot be stored");
+            }
         }
     }
 

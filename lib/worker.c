@@ -6,6 +6,7 @@
  */
 #include "worker.h"
 #include "accesslog.h"
+#include "agg.h"
 #include "alloc.h"
 #include "conn.h"
 #include "counters.h"
@@ -172,6 +173,11 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
         ev_unref(w->loop);
     }
 
+    /* The aggregator's per-process key cache: created here, after fork, so it is this worker's. */
+    int rc = w->agg ? fa_agg_worker_init(w->agg) : 0;
+    if (rc != 0)
+        fa_log_warn("aggregator key cache unavailable (%s): counting without it", strerror(-rc));
+
     if (fa_app_worker_init(w->app, w) != 0) {
         fa_log_error("stage initialisation failed");
         return 1;
@@ -213,6 +219,8 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     ev_timer_stop(w->loop, &w->stop_timer);
     fa_conn_free_all(w);
     fa_app_worker_fini(w->app, w);
+    if (w->agg)
+        fa_agg_worker_fini(w->agg);
     uint32_t live = fa_sched_fini(w->sched);
     if (live)
         fa_log_warn("%u futures still live at exit", live);

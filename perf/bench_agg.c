@@ -6,10 +6,19 @@
  *   agg.add_new_key    one writer, every key new (table CAS + arena bump)
  *   agg.stats_1m_users render /stats with 1,000,000 users loaded (8 shards, as 4x 2 workers)
  *   agg.mem_1m_users   resident memory of the mapping after 1,000,000 distinct 10-byte keys
+ *   agg.mem_1m_users_cap2m_2w  the same at the shipped capacity (2,000,000), with the key caches
+ *                      of two workers (this process's, full, counted by RSS, and one more)
+ *   agg.users<N>_*     the 1MRC pattern: N returning "user_<n>" keys (100, 75,000, 1,000,000:
+ *                      more than the key cache holds) in random order, at the shipped capacity
+ *                      (2,000,000) unless the name says cap200k; "plain" is fa_agg_add without
+ *                      the worker's key cache (the path before it existed), "cache" the worker's
+ *                      path (fa_agg_worker_init), "many" fa_agg_add_many in batches of 1000;
+ *                      "nocache" without the cache. Thread CPU time per event, not wall time.
+ *                      "bench_agg users [substring]" runs only these.
  *
  * Each figure is the median of 5 runs. Prints "bench: <name> <value> <unit>" lines, then a table.
  */
-#include "agg.h"
+#include "agg_internal.h"
 #include "decimal.h"
 
 #include <stdio.h>
@@ -27,6 +36,14 @@ static double now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* CPU time of this thread: on a shared, loaded machine wall time mostly measures the others. */
+static double cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -135,6 +152,71 @@ static double bench_add_new_key(void)
     return median(r, RUNS);
 }
 
+/* The 1MRC key pattern: nusers "user_<n>" ids, events in a fixed random order. */
+#define SEQ_LEN (1u << 20)
+static char (*ukeys)[16];
+static unsigned char *ulens;
+static uint32_t *useq;
+
+static void users_prepare(unsigned nusers)
+{
+    ukeys = realloc(ukeys, nusers * sizeof(*ukeys));
+    ulens = realloc(ulens, nusers);
+    useq = realloc(useq, SEQ_LEN * sizeof(*useq));
+    for (unsigned i = 0; i < nusers; i++)
+        ulens[i] = (unsigned char)snprintf(ukeys[i], sizeof(ukeys[i]), "user_%u", i);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (unsigned i = 0; i < SEQ_LEN; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        useq[i] = (uint32_t)(x % nusers);
+    }
+}
+
+enum { PLAIN = 0, CACHE = 1, MANY = 2 }; /* PLAIN: fa_agg_add without the worker's cache */
+
+/* Runs the events of useq (after one warm-up pass that inserts every key); returns ns/op. */
+static double bench_users(unsigned nusers, size_t capacity, int mode)
+{
+    users_prepare(nusers);
+    double r[RUNS];
+    fa_agg_t *a = make(capacity, 8);
+    if ((mode & CACHE) && fa_agg_worker_init(a) != 0)
+        abort();
+    __int128 v;
+    fa_dec_parse("42.5", 4, &v);
+    for (unsigned i = 0; i < nusers; i++)
+        if (fa_agg_add(a, 0, ukeys[i], ulens[i], v) != 0)
+            abort();
+    enum { BATCH = 1000 };
+    static fa_agg_item_t items[BATCH];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = cpu_ns();
+        if (mode & MANY) {
+            for (unsigned i = 0; i < SEQ_LEN; i += BATCH) {
+                unsigned n = FA_MIN(BATCH, SEQ_LEN - i);
+                for (unsigned j = 0; j < n; j++)
+                    items[j] = (fa_agg_item_t){
+                        .key = ukeys[useq[i + j]], .keylen = ulens[useq[i + j]], .value = v};
+                fa_agg_add_many(a, 0, items, n);
+                for (unsigned j = 0; j < n; j++)
+                    if (items[j].result != 0)
+                        abort();
+            }
+        } else {
+            for (unsigned i = 0; i < SEQ_LEN; i++)
+                if (fa_agg_add(a, 0, ukeys[useq[i]], ulens[useq[i]], v) != 0)
+                    abort();
+        }
+        r[run] = (cpu_ns() - t0) / SEQ_LEN;
+    }
+    fa_agg_totals_t t;
+    fa_agg_read(a, &t);
+    if (t.unique != nusers || t.total != nusers + (uint64_t)RUNS * SEQ_LEN)
+        abort();
+    fa_agg_destroy(a);
+    return median(r, RUNS);
+}
+
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -161,8 +243,36 @@ static double stats_us(const fa_agg_t *a)
     return median(r, RUNS);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* "bench_agg users [substring]" runs only the 1MRC-pattern figures (quick A/B comparisons),
+       or those whose name contains the substring. */
+    bool only_users = argc > 1 && strcmp(argv[1], "users") == 0;
+    struct {
+        const char *name;
+        unsigned nusers;
+        size_t capacity;
+        int mode;
+    } uf[] = {
+        {"agg.users100_plain", 100, 2000000, PLAIN},
+        {"agg.users100_cache", 100, 2000000, CACHE},
+        {"agg.users75k_plain", 75000, 2000000, PLAIN},
+        {"agg.users75k_cache", 75000, 2000000, CACHE},
+        {"agg.users75k_many_nocache", 75000, 2000000, MANY},
+        {"agg.users75k_many", 75000, 2000000, CACHE | MANY},
+        {"agg.users75k_cap200k_plain", 75000, 200000, PLAIN},
+        {"agg.users75k_cap200k_cache", 75000, 200000, CACHE},
+        {"agg.users1m_plain", 1000000, 2000000, PLAIN},
+        {"agg.users1m_cache", 1000000, 2000000, CACHE},
+        {"agg.users1m_many", 1000000, 2000000, CACHE | MANY},
+    };
+    for (size_t i = 0; i < FA_ARRAY_SIZE(uf); i++)
+        if (!only_users || argc < 3 || strstr(uf[i].name, argv[2]))
+            printf("bench: %s %.1f ns/op\n", uf[i].name,
+                   bench_users(uf[i].nusers, uf[i].capacity, uf[i].mode));
+    if (only_users)
+        return 0;
+
     double add = bench_add();
     double add2 = bench_add_2w();
     double addnew = bench_add_new_key();
@@ -178,6 +288,24 @@ int main(void)
     fa_agg_render_stats(a, buf, sizeof(buf));
     fa_agg_destroy(a);
 
+    /* A worker's view at the shipped capacity: the shared mapping with 1,000,000 keys plus this
+       process's key cache once full, plus the other worker's cache (same size). */
+    rss0 = rss_kib();
+    a = make(2000000, 8);
+    if (fa_agg_worker_init(a) != 0)
+        abort();
+    fill(a, USERS);
+    char key[16];
+    for (unsigned i = 0; i < USERS; i++) {
+        key_of(key, i);
+        if (fa_agg_add(a, 0, key, 10, 1) != 0)
+            abort();
+    }
+    fa__agg_cache_stats_t cst;
+    fa__agg_cache_stats(&cst);
+    double mem2w_mib = (double)(rss_kib() - rss0) / 1024 + (double)cst.bytes / (1024 * 1024);
+    fa_agg_destroy(a);
+
     fa_agg_t *wide = make(USERS, 256);
     fill(wide, USERS);
     double st256 = stats_us(wide);
@@ -188,6 +316,7 @@ int main(void)
     printf("bench: agg.add_new_key %.1f ns/op\n", addnew);
     printf("bench: agg.stats_1m_users %.2f us\n", st);
     printf("bench: agg.mem_1m_users %.1f MiB\n", mem_mib);
+    printf("bench: agg.mem_1m_users_cap2m_2w %.1f MiB\n", mem2w_mib);
     printf("\n%-34s %12s\n", "aggregator", "value");
     printf("%-34s %9.1f ns  (%.1f M ops/s)\n", "add, existing key, 1 writer", add, 1e3 / add);
     printf("%-34s %9.1f ns  (per writer)\n", "add, existing key, 2 processes", add2);
@@ -197,6 +326,8 @@ int main(void)
     printf("%-34s %9.2f us\n", "stats, 1M users, 256 shards", st256);
     printf("%-34s %9.1f MiB (RSS delta)\n", "memory, 1M 10-byte keys", mem_mib);
     printf("%-34s %9.1f MiB (fa_agg_memory_used)\n", "", used_mib);
+    printf("%-34s %9.1f MiB (RSS delta + 2nd cache)\n", "  capacity 2M, 2 workers' caches",
+           mem2w_mib);
     printf("stats body: %s\n", buf);
     return 0;
 }

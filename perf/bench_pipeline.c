@@ -100,6 +100,7 @@ int main(void)
     worker.config = config;
     worker.agg = fa_agg_create(200000, 4, err, sizeof(err));
     worker.shard = (unsigned)fa_agg_shard_claim(worker.agg);
+    fa_agg_worker_init(worker.agg); /* as fa_worker_run does: the worker's key cache */
     fa_pool_init(&pool, 4096);
     req.pool = &pool;
     req.worker = &worker;

@@ -129,6 +129,177 @@ Test(agg, keys_are_compared_in_full_including_binary_bytes)
     fa_agg_destroy(a);
 }
 
+/*
+ * The key cache compares whole keys: every length around its 15-byte limit, each key next to
+ * variants differing in one byte (binary bytes, NUL included) and a shorter key with a trailing
+ * NUL. Each key is added twice; the second add of a short key must be a cache hit and must not
+ * count a user, and a variant must never be taken for the key.
+ */
+Test(agg, key_cache_is_exact_at_every_length)
+{
+    fa_agg_t *a = make(4096, 1);
+    cr_assert_eq(fa_agg_worker_init(a), 0);
+    char key[24];
+    uint64_t distinct = 0, events = 0, short_keys = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        distinct = events = short_keys = 0;
+        for (size_t len = 1; len <= 20; len++) {
+            for (size_t pos = 0; pos <= len; pos++) { /* pos == len: the base key */
+                for (int v = 0; v < (pos < len ? 3 : 1); v++) {
+                    memset(key, 'k', sizeof(key));
+                    for (size_t i = 0; i < len; i++)
+                        key[i] = (char)('a' + (i * 7 + len) % 26);
+                    if (pos < len)
+                        key[pos] = (char)(v == 0 ? 0 : v == 1 ? 0xff : key[pos] ^ 1);
+                    cr_assert_eq(fa_agg_add(a, 0, key, len, 1), 0);
+                    distinct++, events++;
+                    short_keys += len <= 15;
+                }
+            }
+            if (len >= 2) { /* all NUL: apart from the shorter ones only by length */
+                memset(key, 0, sizeof(key));
+                cr_assert_eq(fa_agg_add(a, 0, key, len, 1), 0);
+                distinct++, events++;
+                short_keys += len <= 15;
+            }
+        }
+        expect_totals(a, events * (pass + 1), distinct, (__int128)(events * (pass + 1)));
+    }
+    fa__agg_cache_stats_t st;
+    fa__agg_cache_stats(&st);
+    cr_assert_eq(st.misses, short_keys, "first pass: every short key missed once");
+    cr_assert_eq(st.hits, short_keys, "second pass: every short key hit");
+    cr_assert_eq(st.bypass, 2 * (events - short_keys), "longer keys bypass the cache");
+    fa_agg_destroy(a);
+}
+
+/*
+ * A reset run by another process while this one's cache holds keys: the next events must find
+ * the keys new again (the cache is emptied by the generation change), in both the single and the
+ * batch path.
+ */
+Test(agg, reset_by_another_process_empties_the_key_cache)
+{
+    fa_agg_t *a = make(1024, 2);
+    cr_assert_eq(fa_agg_worker_init(a), 0);
+    char key[24];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof(key), "user_%d", i);
+            cr_assert_eq(add_str(a, 0, key, 1), 0);
+        }
+    fa__agg_cache_stats_t st;
+    fa__agg_cache_stats(&st);
+    cr_assert_eq(st.hits, 100, "the cache holds the keys before the reset");
+    for (int round = 0; round < 2; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            _exit(fa_agg_reset(a) == 0 ? 0 : 1);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        expect_totals(a, 0, 0, 0);
+        if (round == 0) {
+            for (int i = 0; i < 100; i++) {
+                snprintf(key, sizeof(key), "user_%d", i);
+                cr_assert_eq(add_str(a, 0, key, 1), 0);
+            }
+        } else {
+            static char keys[100][16];
+            fa_agg_item_t items[100];
+            for (int i = 0; i < 100; i++) {
+                int n = snprintf(keys[i], sizeof(keys[i]), "user_%d", i);
+                items[i] =
+                    (fa_agg_item_t){.key = keys[i], .keylen = (size_t)n, .value = 1, .result = 1};
+            }
+            cr_assert_eq(fa_agg_add_many(a, 0, items, 100), 100);
+        }
+        expect_totals(a, 100, 100, 100);
+        cr_assert(fa_agg_contains(a, "user_42", 7), "the keys are in the table again");
+    }
+    fa__agg_cache_stats(&st);
+    cr_assert_geq(st.flushes, 3, "one flush at start and one per reset");
+    fa_agg_destroy(a);
+}
+
+/* A new aggregator (perhaps mapped where the old one was) never inherits the old one's cache. */
+Test(agg, destroy_forgets_the_key_cache)
+{
+    for (int round = 0; round < 3; round++) {
+        fa_agg_t *a = make(1024, 1);
+        if (round == 0)
+            cr_assert_eq(fa_agg_worker_init(a), 0);
+        cr_assert_eq(add_str(a, 0, "user_1", 1), 0);
+        cr_assert_eq(add_str(a, 0, "user_1", 1), 0);
+        expect_totals(a, 2, 1, 2);
+        fa_agg_destroy(a);
+    }
+    fa__agg_cache_stats_t st;
+    fa__agg_cache_stats(&st);
+    cr_assert_eq(st.hits + st.misses, 0, "no cache after destroy");
+}
+
+/*
+ * fa_agg_add_many gives every item what fa_agg_add would have: a reference aggregator fed one by
+ * one and one fed in batches of every size from 1 to 40 agree on each result and on the totals.
+ * The items mix returning and new keys, a key repeated within the look-ahead distance (its
+ * prefetch ran before its first event published it), keys longer than the cache holds, a key too
+ * long to store, and keys refused once the set is full.
+ */
+Test(agg, add_many_matches_add_item_by_item)
+{
+    enum { N = 3000, CAP = 900 };
+    static char keys[N][300];
+    static fa_agg_item_t items[N];
+    static int want[N];
+    fa_agg_t *ref = make(CAP, 1), *a = make(CAP, 1);
+    cr_assert_eq(fa_agg_worker_init(a), 0);
+    for (int i = 0; i < N; i++) {
+        size_t n;
+        if (i % 97 == 5) {
+            n = FA_AGG_KEY_MAX + 1;
+            memset(keys[i], 'z', n);
+        } else if (i % 11 == 3) {
+            n = (size_t)snprintf(keys[i], sizeof(keys[i]), "a-rather-long-user-id-%d", i % 700);
+        } else {
+            int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000; /* new keys and returning ones */
+            if (i % 5 == 1)
+                k = (i - 3) * 7919 % 1000; /* the key of three events ago, often */
+            n = (size_t)snprintf(keys[i], sizeof(keys[i]), "u%d", k);
+        }
+        __int128 v = (__int128)(i % 13) * 1000000007 - 5;
+        items[i] = (fa_agg_item_t){
+            .key = keys[i], .keylen = n, .value = v, .result = 12345, .tag = (uint32_t)i};
+        want[i] = fa_agg_add(ref, 0, keys[i], n, v);
+    }
+    size_t counted = 0, want_counted = 0;
+    for (int i = 0, b = 1; i < N; i += b, b = b % 40 + 1)
+        counted += fa_agg_add_many(a, 0, items + i, (size_t)FA_MIN(b, N - i));
+    int nospc = 0, inval = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(items[i].result, want[i], "item %d: %d, want %d", i, items[i].result, want[i]);
+        cr_assert_eq(items[i].tag, (uint32_t)i, "the tag is the caller's");
+        want_counted += want[i] == 0;
+        nospc += want[i] == -ENOSPC;
+        inval += want[i] == -EINVAL;
+    }
+    cr_assert_eq(counted, want_counted);
+    cr_assert_gt(nospc, 0, "the set filled up");
+    cr_assert_gt(inval, 0);
+    fa_agg_totals_t t1, t2;
+    fa_agg_read(ref, &t1);
+    fa_agg_read(a, &t2);
+    cr_assert_eq(t2.total, t1.total);
+    cr_assert_eq(t2.unique, t1.unique);
+    cr_assert(t2.sum == t1.sum);
+    fa__agg_cache_stats_t st;
+    fa__agg_cache_stats(&st);
+    cr_assert_gt(st.hits, 0);
+    fa_agg_destroy(ref);
+    fa_agg_destroy(a);
+}
+
 Test(agg, full_set_refuses_new_keys_and_counts_nothing)
 {
     fa_agg_t *a = make(10, 1);
@@ -161,6 +332,7 @@ Test(agg, shards_are_claimed_once_and_reused_after_release)
 /*
  * Children each claim a shard and add M events; keys overlap across children (key i % K), so the
  * unique count is right only if the set is truly shared. Values 0.1 / 42.5 / -3.25 / 1e-9 rotate.
+ * Odd children use a key cache, so cached and uncached writers race on the same keys.
  */
 Test(agg, concurrent_processes_sum_and_count_exactly)
 {
@@ -178,6 +350,8 @@ Test(agg, concurrent_processes_sum_and_count_exactly)
         cr_assert_geq(pids[c], 0);
         if (pids[c] == 0) {
             char key[48];
+            if (c % 2 && fa_agg_worker_init(a) != 0)
+                _exit(2);
             for (int i = 0; i < M; i++) {
                 int k = (i * 13 + c * 1000) % K; /* every child covers all K keys */
                 snprintf(key, sizeof(key), "user-%d", k);
@@ -206,21 +380,48 @@ Test(agg, concurrent_processes_sum_and_count_exactly)
     fa_agg_destroy(a);
 }
 
+/* The child of kill_rounds in batch mode: the same events through fa_agg_add_many, 64 a batch,
+   with a key cache (the second event of each key is a cache hit), reporting after each batch. */
+static void batch_writer(fa_agg_t *a, unsigned shard, int round, int fd)
+{
+    enum { B = 64 };
+    static char keys[B][48];
+    fa_agg_item_t items[B];
+    if (fa_agg_worker_init(a) != 0)
+        _exit(3);
+    for (uint64_t i = 0; i < 40000; i += B) {
+        for (uint64_t j = 0; j < B; j++) {
+            int n = snprintf(keys[j], sizeof(keys[j]), "r%d-%llu", round,
+                             (unsigned long long)((i + j) / 2));
+            items[j] = (fa_agg_item_t){
+                .key = keys[j], .keylen = (size_t)n, .value = (__int128)(i + j + 1), .result = 1};
+        }
+        if (fa_agg_add_many(a, shard, items, B) != B)
+            _exit(1);
+        uint64_t last = i + B - 1;
+        if (write(fd, &last, sizeof(last)) != sizeof(last))
+            _exit(2);
+    }
+    for (;;)
+        pause();
+}
+
 /*
  * A child adds events (event i: key "r<round>-<i/2>", value i + 1 nanos) and reports each one
  * that returned through a pipe; the parent kills it with SIGKILL at a varying moment, recovers the
  * shard, and checks the aggregate against what the child reported: R events returned, so the
  * shard holds R or R + 1 events (the one in flight), and then exactly that prefix: the sum, the
- * unique count, and the key set (a key is in the table iff its event was counted).
+ * unique count, and the key set (a key is in the table iff its event was counted). In batch mode
+ * the events go through fa_agg_add_many: still a prefix, still whole events.
  */
-Test(agg, writer_killed_mid_event_is_recovered_consistently)
+static void kill_rounds(bool batch, int rounds)
 {
     /* A child stops after 40000 events (20000 keys) and waits to be killed: 24 rounds fit. */
     fa_agg_t *a = make(700000, 4);
     uint64_t base_total = 0, base_unique = 0;
     __int128 base_sum = 0;
     int forward = 0, back = 0;
-    for (int round = 0; round < 24; round++) {
+    for (int round = 0; round < rounds; round++) {
         int shard = fa_agg_shard_claim(a);
         cr_assert_geq(shard, 0);
         int fds[2];
@@ -230,6 +431,8 @@ Test(agg, writer_killed_mid_event_is_recovered_consistently)
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             close(fds[0]);
+            if (batch)
+                batch_writer(a, (unsigned)shard, round, fds[1]);
             char key[48];
             for (uint64_t i = 0;; i++) {
                 if (i == 40000) /* a multiple of 64: the last event was reported */
@@ -286,6 +489,16 @@ Test(agg, writer_killed_mid_event_is_recovered_consistently)
     }
     cr_log_info("recoveries: %d rolled forward, %d rolled back", forward, back);
     fa_agg_destroy(a);
+}
+
+Test(agg, writer_killed_mid_event_is_recovered_consistently)
+{
+    kill_rounds(false, 24);
+}
+
+Test(agg, writer_killed_mid_batch_commit_leaves_whole_events)
+{
+    kill_rounds(true, 16);
 }
 
 /* The journal states a kill can leave, written by hand, and what recovery must make of them. */
