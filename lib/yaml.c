@@ -59,9 +59,14 @@ static void add_err(builder_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(b->err + b->errused, b->errlen - b->errused, fmt, ap);
     va_end(ap);
+    size_t start = b->errused;
     if (n > 0)
         b->errused = FA_MIN(b->errused + (size_t)n, b->errlen - 1);
     b->err[b->errused] = '\0';
+    /* A key from the file (in the path) may hold a newline: one error stays one line. */
+    for (size_t i = start; i < b->errused; i++)
+        if ((unsigned char)b->err[i] < 0x20)
+            b->err[i] = '?';
 }
 
 static fa_yaml_node_t *new_node(builder_t *b, fa_yaml_kind_t kind, yaml_mark_t mark)
