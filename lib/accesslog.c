@@ -3,6 +3,7 @@
  */
 #include "accesslog.h"
 #include "alloc.h"
+#include "buf.h"
 #include "conn.h"
 #include "log.h"
 #include "req.h"
@@ -125,28 +126,9 @@ void fa_accesslog_close(fa_accesslog_t *log)
 
 /* ---- line building ---- */
 
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
 static char *put_str(char *p, const char *s)
 {
-    return put(p, s, strlen(s));
-}
-
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+    return fa_put(p, s, strlen(s));
 }
 
 static const char hex[] = "0123456789abcdef";
@@ -155,7 +137,7 @@ static const char hex[] = "0123456789abcdef";
 static char *put_clf(char *p, fa_str_t s)
 {
     if (!s.ptr || !s.len)
-        return put(p, "-", 1);
+        return fa_put(p, "-", 1);
     size_t n = FA_MIN(s.len, FIELD_MAX);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s.ptr[i];
@@ -179,7 +161,7 @@ static char *put_json(char *p, fa_str_t s)
         } else if (ch >= 0x20 && ch < 0x7f) {
             *p++ = (char)ch;
         } else {
-            p = put(p, "\\u00", 4);
+            p = fa_put(p, "\\u00", 4);
             *p++ = hex[ch >> 4], *p++ = hex[ch & 15];
         }
     }
@@ -249,18 +231,18 @@ void fa_accesslog_append(fa_accesslog_t *log, const fa_req_t *req, int status, s
         p = put_str(p, "\",\"proto\":\"");
         p = put_str(p, proto);
         p = put_str(p, "\",\"status\":");
-        p = put_uint(p, (uint64_t)status);
+        p = fa_put_uint(p, (uint64_t)status);
         p = put_str(p, ",\"bytes\":");
-        p = put_uint(p, body_len);
+        p = fa_put_uint(p, body_len);
         p = put_str(p, ",\"duration_us\":");
         double d = now - req->start;
-        p = put_uint(p, d > 0 ? (uint64_t)(d * 1e6) : 0);
+        p = fa_put_uint(p, d > 0 ? (uint64_t)(d * 1e6) : 0);
         p = put_str(p, ",\"referer\":\"");
         p = put_json(p, referer);
         p = put_str(p, "\",\"user_agent\":\"");
         p = put_json(p, agent);
         p = put_str(p, "\",\"worker\":");
-        p = put_uint(p, log->worker);
+        p = fa_put_uint(p, log->worker);
         p = put_str(p, "}\n");
     } else {
         p = put_clf(p, remote);
@@ -273,9 +255,9 @@ void fa_accesslog_append(fa_accesslog_t *log, const fa_req_t *req, int status, s
         *p++ = ' ';
         p = put_str(p, proto);
         p = put_str(p, "\" ");
-        p = put_uint(p, (uint64_t)status);
+        p = fa_put_uint(p, (uint64_t)status);
         *p++ = ' ';
-        p = put_uint(p, body_len);
+        p = fa_put_uint(p, body_len);
         if (log->format == FMT_COMBINED) {
             p = put_str(p, " \"");
             p = put_clf(p, referer);

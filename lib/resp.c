@@ -6,6 +6,7 @@
  * writes the buffer once the read batch is handled, so pipelined responses leave in one send.
  */
 #include "accesslog.h"
+#include "buf.h"
 #include "conn.h"
 #include "config.h"
 #include "counters.h"
@@ -87,26 +88,7 @@ void fa_worker_update_date(fa_worker_t *w)
     w->head_lines_len = (size_t)FA_MIN(n, (int)sizeof(w->head_lines) - 1);
 }
 
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-#define PUT_LIT(p, s) put((p), (s), sizeof(s) - 1)
-
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
+#define PUT_LIT(p, s) fa_put((p), (s), sizeof(s) - 1)
 
 void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, size_t len)
 {
@@ -132,23 +114,23 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
     char *start = fa__conn_wreserve(c, need), *p = start;
     const char *reason = fa_http_reason(status);
     p = PUT_LIT(p, "HTTP/1.1 ");
-    p = put_uint(p, (uint64_t)status);
+    p = fa_put_uint(p, (uint64_t)status);
     *p++ = ' ';
-    p = put(p, reason, strlen(reason));
+    p = fa_put(p, reason, strlen(reason));
     p = PUT_LIT(p, "\r\n");
-    p = put(p, w->head_lines, w->head_lines_len);
+    p = fa_put(p, w->head_lines, w->head_lines_len);
     p = PUT_LIT(p, "Content-Length: ");
-    p = put_uint(p, len);
+    p = fa_put_uint(p, len);
     p = PUT_LIT(p, "\r\n");
     if (ctype.len) {
         p = PUT_LIT(p, "Content-Type: ");
-        p = put(p, ctype.ptr, ctype.len);
+        p = fa_put(p, ctype.ptr, ctype.len);
         p = PUT_LIT(p, "\r\n");
     }
     for (unsigned i = 0; i < r->nextra; i++) {
-        p = put(p, r->extra[i].name.ptr, r->extra[i].name.len);
+        p = fa_put(p, r->extra[i].name.ptr, r->extra[i].name.len);
         p = PUT_LIT(p, ": ");
-        p = put(p, r->extra[i].value.ptr, r->extra[i].value.len);
+        p = fa_put(p, r->extra[i].value.ptr, r->extra[i].value.len);
         p = PUT_LIT(p, "\r\n");
     }
     if (close)
@@ -157,7 +139,7 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
     p = PUT_LIT(p, "\r\n");
     if (send_body && len)
-        p = put(p, body, len);
+        p = fa_put(p, body, len);
     c->wlen += (size_t)(p - start);
 
     w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;

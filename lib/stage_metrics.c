@@ -29,67 +29,52 @@
 #include "agg.h"
 #include "counters.h"
 #include "decimal.h"
+#include "buf.h"
 #include "stage.h"
 #include "worker.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} out_t;
-
-static void outf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void outf(out_t *o, const char *fmt, ...)
+static void family(fa_buf_t *o, const char *name, const char *type, const char *help)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len = FA_MIN(o->len + (size_t)n, o->cap - 1); /* cap is sized so this never cuts */
+    fa_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void family(out_t *o, const char *name, const char *type, const char *help)
-{
-    outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void scalar(out_t *o, const char *name, const char *type, const char *help, uint64_t v)
+static void scalar(fa_buf_t *o, const char *name, const char *type, const char *help, uint64_t v)
 {
     family(o, name, type, help);
-    outf(o, "%s %llu\n", name, (unsigned long long)v);
+    fa_buf_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
 /* One sample per live worker of a per-worker family. */
-static void per_worker(out_t *o, const fa_counters_view_t *v, const char *name, const char *type,
+static void per_worker(fa_buf_t *o, const fa_counters_view_t *v, const char *name, const char *type,
                        const char *help, size_t field)
 {
     family(o, name, type, help);
     for (unsigned i = 0; i < v->nworkers; i++) {
         const fa_counters_worker_t *w = &v->workers[i];
         uint64_t x = *(const uint64_t *)((const char *)w + field);
-        outf(o, "%s{worker=\"%u\",generation=\"%u\",pid=\"%d\"} %llu\n", name, w->worker,
+        fa_buf_printf(o, "%s{worker=\"%u\",generation=\"%u\",pid=\"%d\"} %llu\n", name, w->worker,
              w->generation, w->pid, (unsigned long long)x);
     }
 }
 
-static void render(out_t *o, const fa_counters_view_t *v, const fa_agg_totals_t *t)
+static void render(fa_buf_t *o, const fa_counters_view_t *v, const fa_agg_totals_t *t)
 {
     family(o, "fasterapid_info", "gauge", "Build information.");
-    outf(o, "fasterapid_info{version=\"%s\"} 1\n", FA_VERSION);
+    fa_buf_printf(o, "fasterapid_info{version=\"%s\"} 1\n", FA_VERSION);
     family(o, "fasterapid_start_time_seconds", "gauge", "Start time of the master, Unix seconds.");
-    outf(o, "fasterapid_start_time_seconds %.3f\n", v->start_time);
+    fa_buf_printf(o, "fasterapid_start_time_seconds %.3f\n", v->start_time);
     family(o, "fasterapid_uptime_seconds", "gauge", "Seconds since the master started.");
-    outf(o, "fasterapid_uptime_seconds %.3f\n", v->uptime);
+    fa_buf_printf(o, "fasterapid_uptime_seconds %.3f\n", v->uptime);
     scalar(o, "fasterapid_workers", "gauge", "Live worker processes.", v->nworkers);
     scalar(o, "fasterapid_requests_total", "counter", "Responses produced.", v->requests);
     family(o, "fasterapid_responses_total", "counter", "Responses by status class.");
     for (unsigned i = 1; i <= 5; i++)
-        outf(o, "fasterapid_responses_total{class=\"%uxx\"} %llu\n", i,
+        fa_buf_printf(o, "fasterapid_responses_total{class=\"%uxx\"} %llu\n", i,
              (unsigned long long)v->responses[i]);
-    outf(o, "fasterapid_responses_total{class=\"other\"} %llu\n",
+    fa_buf_printf(o, "fasterapid_responses_total{class=\"other\"} %llu\n",
          (unsigned long long)v->responses[0]);
     scalar(o, "fasterapid_connections_accepted_total", "counter", "Client connections accepted.",
            v->conns_total);
@@ -103,10 +88,10 @@ static void render(out_t *o, const fa_counters_view_t *v, const fa_agg_totals_t 
     static const char *const qname[] = {"0.5", "0.9", "0.99", "0.999"};
     static const double q[] = {0.5, 0.9, 0.99, 0.999};
     for (size_t i = 0; i < FA_ARRAY_SIZE(q); i++)
-        outf(o, "fasterapid_request_duration_seconds{quantile=\"%s\"} %.6f\n", qname[i],
+        fa_buf_printf(o, "fasterapid_request_duration_seconds{quantile=\"%s\"} %.6f\n", qname[i],
              (double)fa_counters_quantile(v->latency, v->latency_count, q[i]) / 1e6);
-    outf(o, "fasterapid_request_duration_seconds_sum %.6f\n", (double)v->latency_sum_us / 1e6);
-    outf(o, "fasterapid_request_duration_seconds_count %llu\n",
+    fa_buf_printf(o, "fasterapid_request_duration_seconds_sum %.6f\n", (double)v->latency_sum_us / 1e6);
+    fa_buf_printf(o, "fasterapid_request_duration_seconds_count %llu\n",
          (unsigned long long)v->latency_count);
 
     per_worker(o, v, "fasterapid_worker_requests_total", "counter",
@@ -124,7 +109,7 @@ static void render(out_t *o, const fa_counters_view_t *v, const fa_agg_totals_t 
     char sum[FA_DEC_FMT_MAX];
     fa_dec_format(t->sum, sum, sizeof(sum));
     family(o, "fasterapid_event_value_sum", "gauge", "Sum of the aggregated values.");
-    outf(o, "fasterapid_event_value_sum %s\n", sum);
+    fa_buf_printf(o, "fasterapid_event_value_sum %s\n", sum);
 }
 
 static fa_status_t run_metrics(fa_req_t *req, const fa_stage_t *stage)
@@ -140,7 +125,7 @@ static fa_status_t run_metrics(fa_req_t *req, const fa_stage_t *stage)
     fa_agg_totals_t t;
     fa_agg_read(w->agg, &t);
     size_t cap = 8192 + (size_t)v->nworkers * 3 * 160;
-    out_t o = {fa_pool_alloc(req->pool, cap), 0, cap};
+    fa_buf_t o = {fa_pool_alloc(req->pool, cap), 0, cap};
     render(&o, v, &t);
     fa_req_respond(req, 200, FA_STR_LIT("text/plain; version=0.0.4; charset=utf-8"), o.p, o.len);
     return FA_DONE;

@@ -17,6 +17,7 @@
  */
 #include "agg.h"
 #include "counters.h"
+#include "buf.h"
 #include "stage.h"
 #include "worker.h"
 
@@ -44,53 +45,37 @@ static bool query_flag(fa_str_t q, const char *name)
     return false;
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} out_t;
-
-static void outf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void outf(out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len = FA_MIN(o->len + (size_t)n, o->cap - 1); /* cap is sized so this never cuts */
-}
-
 /* The "server" member: the counters view rendered as JSON, appended to o. */
-static void render_server(out_t *o, const fa_counters_view_t *v)
+static void render_server(fa_buf_t *o, const fa_counters_view_t *v)
 {
-    outf(o, "\"server\":{\"uptimeSeconds\":%.3f,\"startTime\":%.0f,\"workers\":%u,", v->uptime,
+    fa_buf_printf(o, "\"server\":{\"uptimeSeconds\":%.3f,\"startTime\":%.0f,\"workers\":%u,", v->uptime,
          v->start_time, v->nworkers);
-    outf(o, "\"requests\":%llu,\"connections\":{\"active\":%llu,\"total\":%llu},",
+    fa_buf_printf(o, "\"requests\":%llu,\"connections\":{\"active\":%llu,\"total\":%llu},",
          (unsigned long long)v->requests, (unsigned long long)v->conns_active,
          (unsigned long long)v->conns_total);
-    outf(o, "\"acceptErrors\":%llu,\"responses\":{", (unsigned long long)v->accept_errors);
+    fa_buf_printf(o, "\"acceptErrors\":%llu,\"responses\":{", (unsigned long long)v->accept_errors);
     for (unsigned i = 1; i <= 5; i++)
-        outf(o, "\"%uxx\":%llu,", i, (unsigned long long)v->responses[i]);
-    outf(o, "\"other\":%llu},", (unsigned long long)v->responses[0]);
+        fa_buf_printf(o, "\"%uxx\":%llu,", i, (unsigned long long)v->responses[i]);
+    fa_buf_printf(o, "\"other\":%llu},", (unsigned long long)v->responses[0]);
     static const struct {
         const char *name;
         double q;
     } qs[] = {{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p999", 0.999}};
-    outf(o, "\"latencyMicros\":{");
+    fa_buf_printf(o, "\"latencyMicros\":{");
     for (size_t i = 0; i < FA_ARRAY_SIZE(qs); i++)
-        outf(o, "\"%s\":%llu,", qs[i].name,
+        fa_buf_printf(o, "\"%s\":%llu,", qs[i].name,
              (unsigned long long)fa_counters_quantile(v->latency, v->latency_count, qs[i].q));
-    outf(o, "\"mean\":%.1f},\"perWorker\":[",
+    fa_buf_printf(o, "\"mean\":%.1f},\"perWorker\":[",
          v->latency_count ? (double)v->latency_sum_us / (double)v->latency_count : 0.0);
     for (unsigned i = 0; i < v->nworkers; i++) {
         const fa_counters_worker_t *w = &v->workers[i];
-        outf(o,
+        fa_buf_printf(o,
              "%s{\"id\":%u,\"pid\":%d,\"generation\":%u,\"requests\":%llu,"
              "\"activeConnections\":%llu,\"totalConnections\":%llu}",
              i ? "," : "", w->worker, w->pid, w->generation, (unsigned long long)w->requests,
              (unsigned long long)w->conns_active, (unsigned long long)w->conns_total);
     }
-    outf(o, "]}");
+    fa_buf_printf(o, "]}");
 }
 
 static fa_status_t run_stats(fa_req_t *req, const fa_stage_t *stage)
@@ -105,12 +90,12 @@ static fa_status_t run_stats(fa_req_t *req, const fa_stage_t *stage)
         fa_counters_read(w->counters, v);
         cap = FA_AGG_STATS_MAX + 2048 + (size_t)v->nworkers * 160;
     }
-    out_t o = {fa_pool_alloc(req->pool, cap), 0, cap};
+    fa_buf_t o = {fa_pool_alloc(req->pool, cap), 0, cap};
     o.len = fa_agg_render_stats(w->agg, o.p, FA_AGG_STATS_MAX);
     if (server && o.len > 0) {
         o.p[o.len - 1] = ','; /* the four fields stay as they are; "server" follows them */
         render_server(&o, v);
-        outf(&o, "}");
+        fa_buf_printf(&o, "}");
     }
     fa_req_respond(req, 200, FA_STR_LIT("application/json"), o.p, o.len);
     return FA_DONE;
