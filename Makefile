@@ -129,6 +129,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJ) $(LIBFA)
 $(BUILD)/perf/%: $(BUILD)/perf/%.o $(LIBFA)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
+# The in-process request-path benchmark builds its worker with the tests' harness.
+$(BUILD)/perf/bench_inproc.o: FA_CFLAGS += -iquote tests
+$(BUILD)/perf/bench_inproc: $(BUILD)/perf/bench_inproc.o $(BUILD)/tests/support/inproc.o $(LIBFA)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
 # The JSON benchmark compares jsmn (what we use) with yajl, so only it links yajl.
 $(BUILD)/perf/bench_json: LIBS += -lyajl
 
