@@ -118,7 +118,14 @@ void fa_conn_accept(fa_worker_t *w, int lfd)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: keep serving the open connections, retry a little later
                  * instead of spinning on a listener that stays readable. */
-                fa_log_error("accept: %s; pausing accepts for 100ms", strerror(errno));
+                /* Logged once per 10 s while it lasts, not at every retry. */
+                ev_tstamp now = ev_now(w->loop);
+                if (now - w->accept_error_logged >= 10.0) {
+                    w->accept_error_logged = now;
+                    fa_log_error("accept: %s; pausing accepts for 100ms at a time (%llu refused so "
+                                 "far)",
+                                 strerror(errno), (unsigned long long)w->stats.accept_errors);
+                }
                 fa_worker_accept_enable(w, false);
                 ev_timer_set(&w->accept_retry, 0.1, 0.);
                 ev_timer_start(w->loop, &w->accept_retry);

@@ -55,6 +55,7 @@ struct fa_worker {
     unsigned naccept;
     bool accepting;
     ev_timer accept_retry; /* EMFILE back-off */
+    double accept_error_logged; /* ev_now of the last "pausing accepts" line */
 
     /* connections: a doubly linked list of live ones, a free list of recycled ones */
     fa_conn_t *conns;
