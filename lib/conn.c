@@ -284,13 +284,14 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n < 0 || c->state == FA_CONN_HEADERS || c->state == FA_CONN_BODY ||
-            (c->state == FA_CONN_IDLE && c->wpos == c->wlen)) {
-            /* Reset, or EOF with no complete request pending: nothing left to answer. */
+            c->state == FA_CONN_HANDLING || (c->state == FA_CONN_IDLE && c->wpos == c->wlen)) {
+            /* Reset, or EOF with no complete request pending: nothing left to answer. EOF
+             * while a stage waits (an upstream call, a delay) is taken as the client giving up,
+             * as nginx does: closing cancels what the request waits on. */
             conn_close(c);
             return;
         }
-        /* EOF after complete requests (the client shut down its side): answer them, then
-         * close. fa__conn_process turns eof into want_close once nothing is left. */
+        /* EOF with answers still being written: finish writing them, then close. */
         c->eof = true;
         ev_io_stop(loop, &c->rio);
         if (c->state == FA_CONN_IDLE)

@@ -449,13 +449,27 @@ Test(upstream, client_disconnect_cancels_the_call)
     const char *req = "GET /hold/cx HTTP/1.1\r\nHost: t\r\n\r\n";
     cr_assert(fa_tc_send(c, req, strlen(req)));
     cr_assert(srv_log_has(&srv, "+cx", 5000), "the call never started: %s", srv.log);
-    /* An abortive close: the daemon reads a reset. (A plain FIN is a half-close to conn.c,
-     * which then still answers the request.) */
+    /* An abortive close: the daemon reads a reset. */
     struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     fa_tc_close(c);
     free(c);
     cr_assert(srv_log_has(&srv, "!cx", 5000), "the upstream connection stayed open: %s", srv.log);
+    fa_tresp_t *r = resp();
+    cr_assert_eq(get("/reuse", r), 200, "%s", r->body);
+}
+
+Test(upstream, client_close_cancels_the_call_too)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    cr_assert(fa_tc_connect(c, daemon_.port));
+    const char *req = "GET /hold/cf HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert(fa_tc_send(c, req, strlen(req)));
+    cr_assert(srv_log_has(&srv, "+cf", 5000), "the call never started: %s", srv.log);
+    /* A plain close (FIN) while the request waits: the client gave up, as nginx reads it. */
+    fa_tc_close(c);
+    free(c);
+    cr_assert(srv_log_has(&srv, "!cf", 5000), "the upstream connection stayed open: %s", srv.log);
     fa_tresp_t *r = resp();
     cr_assert_eq(get("/reuse", r), 200, "%s", r->body);
 }
