@@ -417,6 +417,11 @@ void fa_yaml_emit_quoted(FILE *out, const char *s, size_t len)
             fputs("\\t", out);
         else if (c < 0x20 || c == 0x7f)
             fprintf(out, "\\x%02x", c);
+        else if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] == 0x85)
+            fputs("\\N", out), i++; /* NEL: a line break to YAML, folded unless escaped */
+        else if (c == 0xe2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
+                 ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+            fputs((unsigned char)s[i + 2] == 0xa8 ? "\\L" : "\\P", out), i += 2; /* LS, PS */
         else
             fputc(c, out);
     }
