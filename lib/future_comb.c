@@ -192,17 +192,18 @@ int fa_when_some(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t k,
     return comb_start(c, in, n, any_settled, out);
 }
 
-int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn fn, void *data,
-                  fa_value_t *values, fa_future_t *out)
+/* map and filter: a per-input callback, results in the caller's values array. */
+static int comb_with_fn(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
+                        void (*fn)(void), void *data, fa_value_t *values, fa_future_t *out)
 {
     fa_fut_t *c;
     bool any_settled;
-    int rc = comb_new(sched, FA__K_MAP, in, n, &c, &any_settled);
+    int rc = comb_new(sched, kind, in, n, &c, &any_settled);
     if (rc)
         return rc;
     fill_none(values, n);
     c->aux->comb.values = values;
-    c->aux->comb.fn = (void (*)(void))fn;
+    c->aux->comb.fn = fn;
     c->aux->comb.data = data;
     if (n == 0) {
         finish(c, fa_ok(FA_VALUE_PTR(values, 0)));
@@ -212,24 +213,16 @@ int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn 
     return comb_start(c, in, n, any_settled, out);
 }
 
+int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn fn, void *data,
+                  fa_value_t *values, fa_future_t *out)
+{
+    return comb_with_fn(sched, FA__K_MAP, in, n, (void (*)(void))fn, data, values, out);
+}
+
 int fa_future_filter(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_filter_fn pred,
                      void *data, fa_value_t *values, fa_future_t *out)
 {
-    fa_fut_t *c;
-    bool any_settled;
-    int rc = comb_new(sched, FA__K_FILTER, in, n, &c, &any_settled);
-    if (rc)
-        return rc;
-    fill_none(values, n);
-    c->aux->comb.values = values;
-    c->aux->comb.fn = (void (*)(void))pred;
-    c->aux->comb.data = data;
-    if (n == 0) {
-        finish(c, fa_ok(FA_VALUE_PTR(values, 0)));
-        *out = (fa_future_t){c, c->gen};
-        return 0;
-    }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_with_fn(sched, FA__K_FILTER, in, n, (void (*)(void))pred, data, values, out);
 }
 
 int fa_future_reduce(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_reduce_fn fn,
