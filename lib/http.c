@@ -175,9 +175,12 @@ static int on_headers_complete(llhttp_t *p)
     }
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
+    unsigned hosts = 0;
     for (unsigned i = 0; i < r->nheaders; i++) {
         fa_header_t *h = &r->headers[i];
-        if (h->name.len == 17 && strncasecmp(h->name.ptr, "transfer-encoding", 17) == 0) {
+        if (h->name.len == 4 && strncasecmp(h->name.ptr, "host", 4) == 0) {
+            hosts++;
+        } else if (h->name.len == 17 && strncasecmp(h->name.ptr, "transfer-encoding", 17) == 0) {
             /* Only "chunked" alone is supported; llhttp already refuses a body framed by both
              * Content-Length and Transfer-Encoding. */
             if (!token_eq(h->value, "chunked"))
@@ -188,6 +191,11 @@ static int on_headers_complete(llhttp_t *p)
             r->expect_continue = p->http_minor >= 1;
         }
     }
+    /* RFC 9112 3.2 asks for 400 when an HTTP/1.1 request has no Host or several. Several is
+     * refused (it is how requests are smuggled past proxies); a missing one is tolerated, as
+     * Node's server does, since nothing here routes by host. */
+    if (hosts > 1)
+        return reject(c, 400, "more than one Host header");
     if (p->flags & F_CONTENT_LENGTH) {
         r->content_length = p->content_length;
         if (p->content_length > cfg->limits.body_bytes)

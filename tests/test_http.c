@@ -190,6 +190,7 @@ Test(http, error_statuses)
         {"HTTP/2.0", "GET /health HTTP/2.0\r\nHost: t\r\n\r\n", 505},
         {"bad expectation", "POST /event HTTP/1.1\r\nHost: t\r\nExpect: nothing\r\nContent-Length: 0\r\n\r\n", 417},
         {"absolute URI path", "GET health HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"two Host headers", "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
     };
     fa_tresp_t r;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
