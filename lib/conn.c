@@ -245,6 +245,8 @@ static bool make_room(fa_conn_t *c)
         c->rstart = c->rend = 0;
         return true;
     }
+    if (c->state == FA_CONN_HANDLING)
+        return false; /* a waiting request's views point into the buffer: nothing may move */
     size_t keep_from = c->rstart;
     if (c->state == FA_CONN_HEADERS && c->req_in_rbuf)
         keep_from = c->req_start;
@@ -272,6 +274,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (!make_room(c)) {
+        if (c->state == FA_CONN_HANDLING) {
+            /* The waiting request still reads its bytes at the front of the buffer: read no
+             * more until it is answered (fa__conn_request_done starts reading again). */
+            ev_io_stop(loop, &c->rio);
+            return;
+        }
         /* A header section as large as the whole buffer. */
         c->err_status = 431;
         c->err_msg = "request header section too large";
@@ -373,6 +381,8 @@ void fa__conn_request_done(fa_conn_t *c)
         c->want_close = true;
         if (ev_is_active(&c->rio))
             ev_io_stop(w->loop, &c->rio);
+    } else if (was_waiting && !c->eof && !ev_is_active(&c->rio)) {
+        ev_io_start(w->loop, &c->rio); /* reading paused on a full buffer while it waited */
     }
     if (was_waiting)
         fa__conn_process(c);

@@ -350,3 +350,33 @@ Test(http, on_error_answers_and_absolute_form_targets)
     cr_assert_str_eq(r.body, "{\"user\":\"x\"}");
     cr_assert_eq(get("GET HTTPS://example.com?q HTTP/1.1\r\nHost: t\r\n\r\n", &r), 404);
 }
+
+Test(http, pipelined_requests_behind_a_waiting_one_keep_its_bytes)
+{
+    /* More pipelined bytes than the read buffer holds (4 KiB in the test config) arrive while the
+     * first request waits on a timer: they must neither overwrite what that request still reads
+     * (its path parameter) nor be refused as a header section too large. */
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t *r = malloc(sizeof(*r));
+    cr_assert(fa_tc_connect(c, d.port));
+    const char *first = "GET /slowecho/abc?x=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *next = "GET /users/u HTTP/1.1\r\nHost: t\r\n\r\n";
+    size_t n = 300, flen = strlen(first), nlen = strlen(next);
+    char *all = malloc(flen + n * nlen);
+    memcpy(all, first, flen);
+    for (size_t i = 0; i < n; i++)
+        memcpy(all + flen + i * nlen, next, nlen);
+    cr_assert(fa_tc_send(c, all, flen + n * nlen));
+    cr_assert(fa_tc_read(c, r, false));
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(r->body, "{\"id\":\"abc\",\"q\":\"x=1\"}");
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(fa_tc_read(c, r, false), "response %zu", i);
+        cr_assert_eq(r->status, 200, "response %zu: %d", i, r->status);
+        cr_assert_str_eq(r->body, "{\"user\":\"u\"}");
+    }
+    fa_tc_close(c);
+    free(all);
+    free(c);
+    free(r);
+}
