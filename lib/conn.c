@@ -267,11 +267,21 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     fa_conn_t *c = FA_CONTAINER_OF(w, fa_conn_t, rio);
 
     if (c->lingering) {
-        char sink[4096];
-        ssize_t n = read(c->fd, sink, sizeof(sink));
-        if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
-            conn_close(c);
-        return;
+        /* Discard what the client still sends, all that is there now, until its EOF; a client
+         * that keeps sending past LINGER_BYTES is not worth waiting for. */
+        char sink[16384];
+        for (;;) {
+            ssize_t n = read(c->fd, sink, sizeof(sink));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return;
+            c->rend += n > 0 ? (size_t)n : 0; /* rbuf is unused while lingering: a byte count */
+            if (n <= 0 || c->rend > LINGER_BYTES) {
+                conn_close(c);
+                return;
+            }
+        }
     }
     if (!make_room(c)) {
         if (c->state == FA_CONN_HANDLING) {

@@ -246,7 +246,13 @@ bool fa_inproc_idle(const fa_inproc_t *ip, char *why, size_t whylen)
 {
     const fa_worker_t *w = &ip->worker;
     if (w->nconns || w->conns) {
-        say(why, whylen, "%u connections still open", w->nconns);
+        const fa_conn_t *c = w->conns;
+        say(why, whylen, "%u connections still open (state %d, rio %d, wio %d, lingering %d, "
+            "want_close %d, eof %d, rstart %zu, rend %zu, rcap %zu, wpending %zu)",
+            w->nconns, c ? (int)c->state : -1, c ? ev_is_active(&c->rio) : -1,
+            c ? ev_is_active(&c->wio) : -1, c ? c->lingering : -1, c ? c->want_close : -1,
+            c ? c->eof : -1, c ? c->rstart : 0, c ? c->rend : 0, c ? c->rcap : 0,
+            c ? c->wlen - c->wpos : 0);
         return false;
     }
     if (w->closing) {
