@@ -18,6 +18,7 @@
  *
  * Each figure is the median of 5 runs. Prints "bench: <name> <value> <unit>" lines, then a table.
  */
+#include "bench.h"
 #include "agg_internal.h"
 #include "decimal.h"
 
@@ -32,31 +33,12 @@
 #define RUNS  5
 #define USERS 1000000
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 /* CPU time of this thread: on a shared, loaded machine wall time mostly measures the others. */
 static double cpu_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
 }
 
 static fa_agg_t *make(size_t capacity, unsigned nshards)
@@ -87,11 +69,11 @@ static double run_existing(fa_agg_t *a, unsigned shard, unsigned nkeys, long n)
         key_of(keys[k], k + shard * 1000);
     __int128 v;
     fa_dec_parse("42.5", 4, &v);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         if (fa_agg_add(a, shard, keys[i % nkeys], 10, v) != 0)
             abort();
-    return (now_ns() - t0) / (double)n;
+    return (bench_now_ns() - t0) / (double)n;
 }
 
 static double bench_add(void)
@@ -101,7 +83,7 @@ static double bench_add(void)
     for (int i = 0; i < RUNS; i++)
         r[i] = run_existing(a, 0, 64, 2000000);
     fa_agg_destroy(a);
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 /* Two children hammer their own shards; each reports its ns/op through a shared page. */
@@ -125,20 +107,20 @@ static double bench_add_2w(void)
     }
     munmap(out, 4096);
     fa_agg_destroy(a);
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 /* Fills a fresh aggregator with n distinct keys; returns ns/op. */
 static double fill(fa_agg_t *a, unsigned n)
 {
     char key[16];
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (unsigned i = 0; i < n; i++) {
         key_of(key, i);
         if (fa_agg_add(a, 0, key, 10, 1) != 0)
             abort();
     }
-    return (now_ns() - t0) / n;
+    return (bench_now_ns() - t0) / n;
 }
 
 static double bench_add_new_key(void)
@@ -149,7 +131,7 @@ static double bench_add_new_key(void)
         r[run] = fill(a, 500000);
         fa_agg_destroy(a);
     }
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 /* The 1MRC key pattern: nusers "user_<n>" ids, events in a fixed random order. */
@@ -214,7 +196,7 @@ static double bench_users(unsigned nusers, size_t capacity, int mode)
     if (t.unique != nusers || t.total != nusers + (uint64_t)RUNS * SEQ_LEN)
         abort();
     fa_agg_destroy(a);
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 static long rss_kib(void)
@@ -234,13 +216,13 @@ static double stats_us(const fa_agg_t *a)
     char buf[FA_AGG_STATS_MAX];
     double r[RUNS];
     for (int run = 0; run < RUNS; run++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (int i = 0; i < 10000; i++)
             if (!fa_agg_render_stats(a, buf, sizeof(buf)))
                 abort();
-        r[run] = (now_ns() - t0) / 10000 / 1000;
+        r[run] = (bench_now_ns() - t0) / 10000 / 1000;
     }
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
  * Reads conf/fasterapid.yaml once (FA_SRCDIR or the current directory), then times
  * fa_config_load_buf on it: median of 7 runs of 2000 loads each.
  */
+#include "bench.h"
 #include "config.h"
 
 #include <stdio.h>
@@ -14,19 +15,6 @@
 #include <time.h>
 
 enum { RUNS = 7, LOADS = 2000 };
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(void)
 {
@@ -44,7 +32,7 @@ int main(void)
 
     double per_load[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (int i = 0; i < LOADS; i++) {
             fa_errbuf_t errs = {0};
             fa_config_t *c = fa_config_load_buf(path, buf, len, NULL, 0, &errs);
@@ -54,9 +42,9 @@ int main(void)
             }
             fa_config_free(c);
         }
-        per_load[r] = (now_ns() - t0) / LOADS;
+        per_load[r] = (bench_now_ns() - t0) / LOADS;
     }
-    qsort(per_load, RUNS, sizeof(per_load[0]), cmp_double);
+    qsort(per_load, RUNS, sizeof(per_load[0]), bench_cmp_double);
     double med = per_load[RUNS / 2];
     printf("bench: config_load_shipped %.0f ns/op\n", med);
     printf("bench: config_load_shipped_rate %.0f ops/s\n", 1e9 / med);

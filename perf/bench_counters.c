@@ -7,6 +7,7 @@
  *
  * Each figure is the median of 5 runs. Prints "bench: <name> <value> <unit>" lines.
  */
+#include "bench.h"
 #include "counters.h"
 
 #include <stdio.h>
@@ -14,25 +15,6 @@
 #include <time.h>
 
 #define RUNS 5
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
-}
 
 int main(void)
 {
@@ -57,26 +39,26 @@ int main(void)
     fa_counters_view_t *v = malloc(sizeof(*v));
     uint64_t sink = 0;
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (int i = 0; i < N; i++)
             fa_counters_record(slots[0], i % 50 ? 200 : 404, lat[i & (NLAT - 1)]);
-        rec[r] = (now_ns() - t0) / N;
+        rec[r] = (bench_now_ns() - t0) / N;
 
-        t0 = now_ns();
+        t0 = bench_now_ns();
         for (int i = 0; i < READS; i++) {
             fa_counters_read(c, v);
             sink += v->requests;
         }
-        rd[r] = (now_ns() - t0) / READS;
+        rd[r] = (bench_now_ns() - t0) / READS;
 
-        t0 = now_ns();
+        t0 = bench_now_ns();
         for (int i = 0; i < READS * 10; i++)
             sink += fa_counters_requests(c);
-        rq[r] = (now_ns() - t0) / (READS * 10);
+        rq[r] = (bench_now_ns() - t0) / (READS * 10);
     }
-    printf("bench: counters.record %.2f ns/op\n", median(rec, RUNS));
-    printf("bench: counters.read_8w %.1f us/op\n", median(rd, RUNS) / 1e3);
-    printf("bench: counters.requests %.2f us/op\n", median(rq, RUNS) / 1e3);
+    printf("bench: counters.record %.2f ns/op\n", bench_median(rec, RUNS));
+    printf("bench: counters.read_8w %.1f us/op\n", bench_median(rd, RUNS) / 1e3);
+    printf("bench: counters.requests %.2f us/op\n", bench_median(rq, RUNS) / 1e3);
     fprintf(stderr, "(sink %llu)\n", (unsigned long long)sink);
     free(v);
     fa_counters_destroy(c);

@@ -10,6 +10,7 @@
  *   build/perf/bench_future            the figures
  *   build/perf/bench_future NAME N     run only NAME N times, untimed (for callgrind)
  */
+#include "bench.h"
 #include "alloc.h"
 #include "future.h"
 
@@ -143,12 +144,6 @@ static bench_t benches[] = {
     {"future.when_all_1000", op_when_all_1000, 400, 0},
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double measure(bench_t *b)
 {
     double runs[RUNS];
@@ -161,7 +156,7 @@ static double measure(bench_t *b)
             ops += b->batch();
         runs[r] = (now_ns() - t0) / (double)ops;
     }
-    qsort(runs, RUNS, sizeof(runs[0]), cmp_double);
+    qsort(runs, RUNS, sizeof(runs[0]), bench_cmp_double);
     return runs[RUNS / 2];
 }
 

@@ -14,6 +14,7 @@
  * valgrind --tool=callgrind). Median of 7 runs, of wall time (mostly the four socketpair system calls per exchange) and of
  * user CPU time (getrusage: the daemon's own code, the figure to compare with nginx's user time).
  */
+#include "bench.h"
 #include "support/inproc.h"
 #include "worker.h"
 
@@ -30,19 +31,6 @@ static double user_ns(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec * 1e9 + (double)ru.ru_utime.tv_usec * 1e3;
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static char reqs[75000][160];
@@ -72,7 +60,7 @@ static void bench(fa_inproc_t *ip, int fd, const char *name, int kind, unsigned 
     static char x16[16 * 160];
     double runs[7], user[7];
     for (int r = 0; r < 7; r++) {
-        double t0 = now_ns(), u0 = user_ns();
+        double t0 = bench_now_ns(), u0 = user_ns();
         for (unsigned i = 0; i < iters; i++) {
             unsigned u = i % 75000;
             if (kind == 0) {
@@ -90,11 +78,11 @@ static void bench(fa_inproc_t *ip, int fd, const char *name, int kind, unsigned 
             }
         }
         double per = (double)iters * (kind == 2 ? 16 : 1);
-        runs[r] = (now_ns() - t0) / per;
+        runs[r] = (bench_now_ns() - t0) / per;
         user[r] = (user_ns() - u0) / per;
     }
-    qsort(runs, 7, sizeof(double), cmp);
-    qsort(user, 7, sizeof(double), cmp);
+    qsort(runs, 7, sizeof(double), bench_cmp_double);
+    qsort(user, 7, sizeof(double), bench_cmp_double);
     printf("bench: %s %.0f ns/op\n", name, runs[3]);
     printf("bench: %s.user %.0f ns/op\n", name, user[3]);
 }

@@ -19,6 +19,7 @@
  * Usage: bench_json [--no-callgrind]. Internally re-runs itself under callgrind with
  * --instr <jsmn|yajl> <1mrc|1k> N; the instruction counts are the figures to trust on a busy box.
  */
+#include "bench.h"
 #include "json.h"
 #include "pool.h"
 
@@ -147,31 +148,18 @@ static int op_write(void)
     return r == 0;
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median ns/op of RUNS runs, each about 20 ms long after a calibration. */
 static double measure(int (*op)(void))
 {
     long iters = 1000;
     for (;;) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < iters; i++)
             if (op()) {
                 fprintf(stderr, "bench_json: parse failed\n");
                 exit(1);
             }
-        double dt = now_ns() - t0;
+        double dt = bench_now_ns() - t0;
         if (dt > 5e6)
             break;
         iters *= 4;
@@ -179,12 +167,12 @@ static double measure(int (*op)(void))
     iters *= 4; /* ~20 ms */
     double runs[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < iters; i++)
             sink += op();
-        runs[r] = (now_ns() - t0) / (double)iters;
+        runs[r] = (bench_now_ns() - t0) / (double)iters;
     }
-    qsort(runs, RUNS, sizeof(runs[0]), cmp_double);
+    qsort(runs, RUNS, sizeof(runs[0]), bench_cmp_double);
     return runs[RUNS / 2];
 }
 

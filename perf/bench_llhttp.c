@@ -6,6 +6,7 @@
  *   http.llhttp_1mrc_x16     16 of them pipelined in one buffer, per request
  * Median of 7 runs.
  */
+#include "bench.h"
 #include <llhttp.h>
 
 #include <stdio.h>
@@ -37,19 +38,6 @@ static int on_complete(llhttp_t *p)
     return 0;
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
     llhttp_settings_t s;
@@ -76,15 +64,15 @@ int main(void)
         unsigned iters = 2000000 / cases[c].per;
         for (int r = 0; r < 7; r++) {
             llhttp_t p;
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
             for (unsigned i = 0; i < iters; i++) {
                 llhttp_init(&p, HTTP_REQUEST, &s);
                 if (llhttp_execute(&p, cases[c].buf, cases[c].len) != HPE_OK)
                     return 1;
             }
-            runs[r] = (now_ns() - t0) / ((double)iters * cases[c].per);
+            runs[r] = (bench_now_ns() - t0) / ((double)iters * cases[c].per);
         }
-        qsort(runs, 7, sizeof(double), cmp);
+        qsort(runs, 7, sizeof(double), bench_cmp_double);
         printf("bench: %s %.1f ns/op\n", cases[c].name, runs[3]);
     }
     if (messages == 0 || spans == 0)

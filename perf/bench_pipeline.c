@@ -9,6 +9,7 @@
  * Each figure is the median of 7 runs; the request pool is reset between requests as a
  * connection does. Also prints allocator calls per request (must be 0 after warm-up).
  */
+#include "bench.h"
 #include "agg.h"
 #include "alloc.h"
 #include "app.h"
@@ -20,19 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static fa_worker_t worker;
 static fa_req_t req;
@@ -64,13 +52,13 @@ static double bench(const char *name, unsigned nstages, unsigned iters)
         sink += run_once(nstages, i % nusers);
     uint64_t a0 = fa_alloc_count();
     for (int r = 0; r < 7; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (unsigned i = 0; i < iters; i++)
             sink += run_once(nstages, i % nusers);
-        runs[r] = (now_ns() - t0) / iters;
+        runs[r] = (bench_now_ns() - t0) / iters;
     }
     uint64_t allocs = fa_alloc_count() - a0;
-    qsort(runs, 7, sizeof(double), cmp);
+    qsort(runs, 7, sizeof(double), bench_cmp_double);
     printf("bench: %s %.1f ns/op\n", name, runs[3]);
     printf("bench: %s.allocs_per_req %.3f count\n", name, (double)allocs / (7.0 * iters));
     if (sink != (int)(7 * iters + 20000))

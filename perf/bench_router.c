@@ -13,6 +13,7 @@
  * Usage: bench_router            (timings, then instruction counts)
  *        bench_router --one KIND N   (N lookups of KIND and exit; what callgrind runs)
  */
+#include "bench.h"
 #include "router.h"
 
 #include <stdio.h>
@@ -128,19 +129,6 @@ static void run(const fa_router_t *r, const lookup_t *l, long n)
     sink = acc;
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Instructions per fa_router_match call for one lookup, or -1 when callgrind did not run. */
 static double instr_per_op(const char *self, const char *kind)
 {
@@ -206,11 +194,11 @@ int main(int argc, char **argv)
         run(r, l, ITERS / 10); /* warm-up */
         double t[RUNS];
         for (int i = 0; i < RUNS; i++) {
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
             run(r, l, ITERS);
-            t[i] = (now_ns() - t0) / ITERS;
+            t[i] = (bench_now_ns() - t0) / ITERS;
         }
-        qsort(t, RUNS, sizeof(t[0]), cmp_double);
+        qsort(t, RUNS, sizeof(t[0]), bench_cmp_double);
         median[k] = t[RUNS / 2];
         printf("bench: router.%s %.1f ns/op\n", l->name, median[k]);
     }
