@@ -129,6 +129,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJ) $(LIBFA)
 $(BUILD)/perf/%: $(BUILD)/perf/%.o $(LIBFA)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
+# The router benchmark measures the tests' 50-route table (tests/support/api_routes.h).
+$(BUILD)/perf/bench_router.o: FA_CFLAGS += -iquote tests
+
 # The in-process request-path benchmark builds its worker with the tests' harness.
 $(BUILD)/perf/bench_inproc.o: FA_CFLAGS += -iquote tests
 $(BUILD)/perf/bench_inproc: $(BUILD)/perf/bench_inproc.o $(BUILD)/tests/support/inproc.o $(LIBFA)
