@@ -28,6 +28,9 @@ void fa_app_worker_fini(const fa_app_t *app, fa_worker_t *worker);
  */
 void fa_app_begin(const fa_app_t *app, fa_req_t *req);
 
+/** True when the routed request takes its body as it arrives (fa_app_body consumes it). */
+bool fa_app_streams_body(const fa_req_t *req);
+
 /**
  * Body bytes of a routed request. Returns 0 if the route wants the body buffered as usual, 1 if
  * it consumed the bytes itself, or an HTTP status (with *msg) that refuses the request whole.

@@ -28,6 +28,7 @@
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define GIB ((size_t)1 << 30)
+#define CONN_MEMORY_SLACK (16 * KIB) /* connection_memory beyond header_bytes, at least */
 
 /* ---- error lines ---------------------------------------------------------------------------- */
 
@@ -489,6 +490,8 @@ static const key_spec_t limits_keys[] = {
     {"uri_bytes", K_SIZE, OFF(limits.uri_bytes), 16, (long long)MIB}, /* and <= header_bytes */
     {"max_headers", K_UINT, OFF(limits.max_headers), 1, 10000},
     {"max_pipelined", K_UINT, OFF(limits.max_pipelined), 1, 1024},
+    {"connection_memory", K_SIZE, OFF(limits.connection_memory), 16 * KIB, (long long)GIB},
+    {"worker_memory", K_SIZE, OFF(limits.worker_memory), (long long)MIB, 64 * (long long)GIB},
 };
 
 static const key_spec_t timeouts_keys[] = {
@@ -556,7 +559,8 @@ static void section_key_names(const section_spec_t *sec, const char **names)
 typedef struct {
     fa_config_t *config;
     fa_errbuf_t *errs;
-    const fa_yaml_node_t *uri_node, *header_node; /* for the cross check, when given */
+    /* for the cross checks, when given */
+    const fa_yaml_node_t *uri_node, *header_node, *conn_mem_node, *worker_mem_node;
 } check_t;
 
 static void set_defaults(fa_config_t *c)
@@ -577,6 +581,8 @@ static void set_defaults(fa_config_t *c)
     c->limits.uri_bytes = 4 * KIB;
     c->limits.max_headers = 100;
     c->limits.max_pipelined = 64;
+    c->limits.connection_memory = 4 * MIB;
+    c->limits.worker_memory = GIB;
     c->timeouts.header = 10;
     c->timeouts.body = 30;
     c->timeouts.keepalive = 75;
@@ -733,6 +739,10 @@ static void check_key(check_t *ck, const key_spec_t *k, const fa_yaml_node_t *v,
         ck->uri_node = v;
     else if (k->offset == OFF(limits.header_bytes))
         ck->header_node = v;
+    else if (k->offset == OFF(limits.connection_memory))
+        ck->conn_mem_node = v;
+    else if (k->offset == OFF(limits.worker_memory))
+        ck->worker_mem_node = v;
 }
 
 static void check_section(check_t *ck, const section_spec_t *sec, const fa_yaml_node_t *node)
@@ -1094,6 +1104,27 @@ static void check_root(check_t *ck, const fa_yaml_node_t *root)
         else
             c->limits.uri_bytes = c->limits.header_bytes;
     }
+    /* A connection always holds its read buffer (header_bytes) plus a little output and pool. */
+    size_t conn_min = c->limits.header_bytes + CONN_MEMORY_SLACK;
+    if (c->limits.connection_memory < conn_min) {
+        if (ck->conn_mem_node)
+            fa_errbuf_add(ck->errs, ck->conn_mem_node, "limits.connection_memory",
+                          "must be at least limits.header_bytes + 16k (%zu bytes)", conn_min);
+        else
+            fa_errbuf_add(ck->errs, ck->header_node, "limits.header_bytes",
+                          "leaves less than 16k of limits.connection_memory (%zu bytes)",
+                          c->limits.connection_memory);
+    }
+    if (c->limits.worker_memory < c->limits.connection_memory) {
+        if (ck->worker_mem_node)
+            fa_errbuf_add(ck->errs, ck->worker_mem_node, "limits.worker_memory",
+                          "must be at least limits.connection_memory (%zu bytes)",
+                          c->limits.connection_memory);
+        else
+            fa_errbuf_add(ck->errs, ck->conn_mem_node, "limits.connection_memory",
+                          "must not exceed limits.worker_memory (%zu bytes)",
+                          c->limits.worker_memory);
+    }
 }
 
 /* ---- overrides --------------------------------------------------------------------------------
@@ -1343,6 +1374,9 @@ void fa_config_dump(const fa_config_t *c, int fd)
     fprintf(out, "\nlimits:\n  header_bytes: %s\n  body_bytes: %s\n  uri_bytes: %s\n", a, b, d);
     fprintf(out, "  max_headers: %u\n  max_pipelined: %u\n", c->limits.max_headers,
             c->limits.max_pipelined);
+    fmt_size(c->limits.connection_memory, a, sizeof(a));
+    fmt_size(c->limits.worker_memory, b, sizeof(b));
+    fprintf(out, "  connection_memory: %s\n  worker_memory: %s\n", a, b);
 
     fputs("timeouts:\n", out);
     const struct {

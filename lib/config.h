@@ -92,6 +92,8 @@ struct fa_config {
         size_t uri_bytes;
         unsigned max_headers;
         unsigned max_pipelined; /* requests parsed ahead of the one being answered */
+        size_t connection_memory; /* read buffer + unsent output + request pool, per connection */
+        size_t worker_memory;     /* the same summed over a worker's connections */
     } limits;
 
     struct { /* seconds */

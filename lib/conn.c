@@ -29,6 +29,7 @@
 #define LINGER_SECONDS 2.0
 #define LINGER_BYTES (64 * 1024)
 #define FREE_CONNS_MAX 1024 /* recycled connections kept for reuse */
+#define POOL_BLOCK 4096     /* first block of a connection's request pool */
 #define DRAIN_IDLE 1.0      /* grace for idle keep-alive connections at a graceful stop */
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
@@ -44,6 +45,62 @@ static double min_timeout(const fa_config_t *cfg)
     t = FA_MIN(t, cfg->timeouts.keepalive);
     t = FA_MIN(t, cfg->timeouts.write);
     return FA_MIN(t, LINGER_SECONDS);
+}
+
+/* Memory a connection holds whatever it does: the struct, its read buffer, its pool's first block. */
+static size_t conn_fixed_mem(const fa_conn_t *c)
+{
+    return sizeof(*c) + c->rcap + POOL_BLOCK;
+}
+
+size_t fa__conn_mem(const fa_conn_t *c)
+{
+    return conn_fixed_mem(c) + c->wcap + c->pool._used_extra;
+}
+
+/*
+ * Unsent output past which a connection stops parsing its next requests: WBUF_HIGH_WATER, or
+ * less when limits.connection_memory is small (half of what the fixed part leaves, since the
+ * buffer grows by doubling).
+ */
+static size_t out_high_water(const fa_conn_t *c)
+{
+    size_t room = c->worker->config->limits.connection_memory - conn_fixed_mem(c);
+    return FA_MIN((size_t)WBUF_HIGH_WATER, room / 2);
+}
+
+/* Accepting stopped for lack of connections or memory: start again if both allow it now. */
+static void resume_accepting(fa_worker_t *w)
+{
+    if (!w->stopping && !w->accepting && !ev_is_active(&w->accept_retry))
+        fa_worker_accept_enable(w, true);
+}
+
+/* The worker is at limits.worker_memory: say so, once per 10 s while it lasts. */
+static void mem_limit_reached(fa_worker_t *w, const char *what)
+{
+    ev_tstamp now = ev_now(w->loop);
+    if (now - w->mem_limit_logged >= 10.0) {
+        w->mem_limit_logged = now;
+        fa_log_warn("limits.worker_memory (%zu bytes) reached: %zu bytes held by %u "
+                    "connections; %s", w->config->limits.worker_memory, w->mem, w->nconns, what);
+    }
+}
+
+int fa__conn_mem_admit(fa_conn_t *c, size_t n, const char **msg)
+{
+    fa_worker_t *w = c->worker;
+    const fa_config_t *cfg = w->config;
+    if (fa__conn_mem(c) + n > cfg->limits.connection_memory) {
+        *msg = "request body too large for the connection's memory limit";
+        return 413;
+    }
+    if (w->mem + n > cfg->limits.worker_memory) {
+        mem_limit_reached(w, "refusing request bodies with 503 until memory comes back");
+        *msg = "server memory limit reached, retry later";
+        return 503;
+    }
+    return 0;
 }
 
 /* A connection from the recycler, or a new one; its buffers and pool are kept across reuse. */
@@ -64,7 +121,9 @@ static fa_conn_t *conn_get(fa_worker_t *w)
         c->rbuf = fa_malloc(c->rcap);
         c->wcap = WBUF_INITIAL;
         c->wbuf = fa_malloc(c->wcap);
-        fa_pool_init(&c->pool, 4096);
+        fa_pool_init(&c->pool, POOL_BLOCK);
+        fa_pool_set_meter(&c->pool, &w->mem);
+        w->mem += conn_fixed_mem(c) + c->wcap;
     }
     c->worker = w;
     c->req.conn = c;
@@ -74,6 +133,7 @@ static fa_conn_t *conn_get(fa_worker_t *w)
 
 static void conn_destroy(fa_conn_t *c)
 {
+    c->worker->mem -= conn_fixed_mem(c) + c->wcap;
     fa_pool_destroy(&c->pool);
     fa_free(c->rbuf);
     fa_free(c->wbuf);
@@ -105,6 +165,10 @@ void fa_conn_adopt(fa_worker_t *w, int fd)
     w->stats.connections_total++;
     if (w->nconns >= w->config->server.max_connections)
         fa_worker_accept_enable(w, false);
+    if (FA_UNLIKELY(w->mem >= w->config->limits.worker_memory)) {
+        mem_limit_reached(w, "pausing accepts until memory comes back");
+        fa_worker_accept_enable(w, false);
+    }
 }
 
 void fa_conn_accept(fa_worker_t *w, int lfd)
@@ -157,6 +221,7 @@ char *fa__conn_wreserve(fa_conn_t *c, size_t n)
             while (cap - c->wlen < n)
                 cap *= 2;
             c->wbuf = fa_realloc(c->wbuf, cap);
+            c->worker->mem += cap - c->wcap;
             c->wcap = cap;
         }
     }
@@ -190,6 +255,22 @@ static void start_linger(fa_conn_t *c)
 }
 
 /* Writes what is pending; on a partial write waits for writability. */
+/*
+ * A large response or a client slow to read grew the output buffer (up to the high-water mark
+ * and one response): once it is empty, give the peak back, so that neither an idle keep-alive
+ * connection nor a recycled one pins it. Only called with nothing unsent.
+ */
+static void wbuf_shrink(fa_conn_t *c)
+{
+    if (FA_LIKELY(c->wcap <= WBUF_KEEP))
+        return;
+    fa_free(c->wbuf);
+    c->worker->mem -= c->wcap - WBUF_INITIAL;
+    c->wcap = WBUF_INITIAL;
+    c->wbuf = fa_malloc(c->wcap);
+    c->wpos = c->wlen = 0;
+}
+
 static void conn_flush(fa_conn_t *c)
 {
     while (c->wpos < c->wlen) {
@@ -209,6 +290,7 @@ static void conn_flush(fa_conn_t *c)
         c->last_io = ev_now(c->worker->loop);
     }
     c->wpos = c->wlen = 0;
+    wbuf_shrink(c);
     if (ev_is_active(&c->wio))
         ev_io_stop(c->worker->loop, &c->wio);
     if (c->want_close && !c->lingering)
@@ -335,7 +417,7 @@ void fa__conn_process(fa_conn_t *c)
 
     while (!c->closed && !c->want_close && c->state != FA_CONN_HANDLING &&
            c->rstart < c->rend) {
-        if (c->wlen - c->wpos > WBUF_HIGH_WATER) {
+        if (c->wlen - c->wpos > out_high_water(c)) {
             /* The client does not read its responses: stop reading its requests. */
             ev_io_stop(w->loop, &c->rio);
             break;
@@ -384,6 +466,8 @@ void fa__conn_request_done(fa_conn_t *c)
     bool close = c->req.close_after;
     fa_worker_t *w = c->worker;
     fa__http_reset_request(c);
+    if (FA_UNLIKELY(!w->accepting))
+        resume_accepting(w); /* the request's pool may have been what held the worker back */
     c->state = FA_CONN_IDLE;
     c->nrequests++;
     c->last_io = ev_now(w->loop);
@@ -468,8 +552,7 @@ static void conn_close(fa_conn_t *c)
     c->next = w->closing;
     w->closing = c;
     w->nconns--;
-    if (!w->stopping && !w->accepting && !ev_is_active(&w->accept_retry))
-        fa_worker_accept_enable(w, true);
+    resume_accepting(w);
 }
 
 void fa_conn_reap(fa_worker_t *w)
@@ -478,14 +561,9 @@ void fa_conn_reap(fa_worker_t *w)
         fa_conn_t *c = w->closing;
         w->closing = c->next;
         fa__http_reset_request(c);
-        if (c->wcap > WBUF_KEEP) {
-            /* A client slow to read grew it up to the high-water mark: do not let each of the
-             * recycled connections pin its peak. */
-            fa_free(c->wbuf);
-            c->wcap = WBUF_INITIAL;
-            c->wbuf = fa_malloc(c->wcap);
-        }
-        if (w->nfree < FREE_CONNS_MAX && c->rcap == w->config->limits.header_bytes) {
+        wbuf_shrink(c);
+        if (w->nfree < FREE_CONNS_MAX && c->rcap == w->config->limits.header_bytes &&
+            w->mem < w->config->limits.worker_memory) {
             c->next = w->free_conns;
             w->free_conns = c;
             w->nfree++;
@@ -493,6 +571,8 @@ void fa_conn_reap(fa_worker_t *w)
             conn_destroy(c);
         }
     }
+    if (FA_UNLIKELY(!w->accepting))
+        resume_accepting(w); /* memory came back */
 }
 
 /*

@@ -86,6 +86,14 @@ void fa__conn_process(fa_conn_t *c);
 void fa__conn_write_bytes(fa_conn_t *c, const void *p, size_t n);
 char *fa__conn_wreserve(fa_conn_t *c, size_t n);
 void fa__conn_request_done(fa_conn_t *c);
+/** Bytes the connection holds now: struct, buffers, request pool (limits.connection_memory). */
+size_t fa__conn_mem(const fa_conn_t *c);
+/**
+ * Whether the connection's request may take n more bytes: 0, or the status to refuse it with
+ * (413 past limits.connection_memory, 503 past limits.worker_memory, which also pauses
+ * accepting) and a static message in *msg.
+ */
+int fa__conn_mem_admit(fa_conn_t *c, size_t n, const char **msg);
 void fa__http_reset_request(fa_conn_t *c);
 void fa__http_error(fa_conn_t *c, llhttp_errno_t err);
 void fa__http_detach(fa_conn_t *c);

@@ -202,6 +202,18 @@ static int on_headers_complete(llhttp_t *p)
             return reject(c, 413, "request body too large");
     }
     bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    /* Routed now, so that a route can take its body as it arrives (batches). */
+    fa_app_begin(c->worker->app, r);
+    if (has_body && !chunked && p->content_length > c->rcap / 2 && !fa_app_streams_body(r)) {
+        /* A body that will not stay in the read buffer: take its memory now, before a
+         * 100 Continue invites it, so that the limits refuse it whole or not at all. */
+        const char *msg;
+        int st = fa__conn_mem_admit(c, (size_t)p->content_length, &msg);
+        if (st)
+            return reject(c, st, msg);
+        r->body.ptr = fa_pool_alloc(&c->pool, (size_t)p->content_length);
+        c->body_cap = (size_t)p->content_length;
+    }
     if (r->expect_continue && has_body) {
         /* Sent even if the body has started arriving: RFC 9110 allows it, clients ignore it. */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -209,8 +221,6 @@ static int on_headers_complete(llhttp_t *p)
     }
     c->state = FA_CONN_BODY;
     r->action = "reading request body";
-    /* Routed now, so that a route can take its body as it arrives (batches). */
-    fa_app_begin(c->worker->app, r);
     return 0;
 }
 
@@ -241,6 +251,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
             if (r->content_length != UINT64_MAX && r->content_length <= limit)
                 cap = FA_MAX(cap, (size_t)r->content_length);
             cap = FA_MIN(FA_MAX(cap, (size_t)1024), limit);
+            st = fa__conn_mem_admit(c, cap, &msg);
+            if (st)
+                return reject(c, st, msg);
             char *nb = fa_pool_alloc(&c->pool, cap);
             memcpy(nb, r->body.ptr, r->body.len);
             r->body.ptr = nb;
@@ -367,5 +380,7 @@ void fa__http_error(fa_conn_t *c, llhttp_errno_t err)
     fa_log_debug("fd %d: %s: %d %s", c->fd, c->req.action, status, msg);
     c->req.close_after = true;
     c->req.keep_alive = false;
+    if (status == 503) /* the worker's memory limit: it passes as requests finish */
+        fa_req_add_header(&c->req, FA_STR_LIT("Retry-After"), FA_STR_LIT("1"));
     fa_req_respond_error(&c->req, status, msg);
 }

@@ -436,6 +436,12 @@ void fa_app_begin(const fa_app_t *app, fa_req_t *req)
     req->pipe_state = ctx;
 }
 
+bool fa_app_streams_body(const fa_req_t *req)
+{
+    const fa_pipe_ctx_t *ctx = fa_pipe_ctx((fa_req_t *)req);
+    return ctx && ctx->batch;
+}
+
 int fa_app_body(fa_req_t *req, const char *at, size_t len, const char **msg)
 {
     fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);

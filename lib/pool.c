@@ -47,6 +47,8 @@ void fa_pool_reset(fa_pool_t *pool)
         fa_free(b);
     }
     pool->_extra = NULL;
+    if (pool->_meter)
+        *pool->_meter -= pool->_used_extra;
     pool->_used_extra = 0;
     pool->_cur = pool->_first;
     pool->_end = pool->_first_end;
@@ -69,6 +71,8 @@ static void *alloc_slow(fa_pool_t *pool, size_t n)
     b->next = pool->_extra;
     pool->_extra = b;
     pool->_used_extra += size;
+    if (pool->_meter)
+        *pool->_meter += size;
     if (size == n)
         return b->data;
     pool->_cur = b->data + n;
@@ -109,6 +113,11 @@ void fa_pool_cleanup_add(fa_pool_t *pool, fa_pool_cleanup_cb cb, void *data)
     c->data = data;
     c->next = pool->_cleanups;
     pool->_cleanups = c;
+}
+
+void fa_pool_set_meter(fa_pool_t *pool, size_t *meter)
+{
+    pool->_meter = meter;
 }
 
 size_t fa_pool_used(const fa_pool_t *pool)

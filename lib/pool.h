@@ -23,6 +23,7 @@ struct fa_pool {
     size_t _block_size;
     size_t _used_extra;           /* bytes handed out from extra blocks, for limits */
     char *_first, *_first_end;
+    size_t *_meter;               /* NULL, or a total the extra blocks are added to */
 };
 
 /** Initialises a pool whose first block (block_size bytes) comes from fa_malloc. */
@@ -48,5 +49,13 @@ void fa_pool_cleanup_add(fa_pool_t *pool, fa_pool_cleanup_cb cb, void *data);
 
 /** Bytes currently handed out (first block plus extra blocks). */
 size_t fa_pool_used(const fa_pool_t *pool);
+
+/**
+ * Makes the pool add the size of every extra block it takes to *meter, and subtract it when the
+ * block goes back (reset, destroy): a worker sums its connections' pools this way. The first
+ * block is not counted (the owner counts it once). meter is borrowed for the pool's life; NULL
+ * stops counting (only while the pool holds no extra block).
+ */
+void fa_pool_set_meter(fa_pool_t *pool, size_t *meter);
 
 #endif

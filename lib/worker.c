@@ -31,7 +31,8 @@ void fa_worker_accept_enable(fa_worker_t *w, bool on)
 {
     if (on == w->accepting)
         return;
-    if (on && (w->stopping || w->nconns >= w->config->server.max_connections))
+    if (on && (w->stopping || w->nconns >= w->config->server.max_connections ||
+               w->mem >= w->config->limits.worker_memory))
         return;
     w->accepting = on;
     for (unsigned i = 0; i < w->naccept; i++) {

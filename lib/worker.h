@@ -63,6 +63,11 @@ struct fa_worker {
     fa_conn_t *closing; /* closed this iteration, recycled in on_check */
     unsigned nconns;
     unsigned nfree;
+    /* Bytes held for connections, live and recycled: the structs, read and write buffers and
+     * request pools (their extra blocks through fa_pool_set_meter). limits.worker_memory caps
+     * it; conn.c keeps it exact. */
+    size_t mem;
+    double mem_limit_logged; /* ev_now of the last "memory limit reached" line */
 
     bool stopping;
     double stop_at; /* ev_now when the graceful stop began */

@@ -67,6 +67,8 @@ Test(config, empty_file_gives_every_default)
     cr_assert_eq(c->limits.uri_bytes, 4096);
     cr_assert_eq(c->limits.max_headers, 100);
     cr_assert_eq(c->limits.max_pipelined, 64);
+    cr_assert_eq(c->limits.connection_memory, 4u << 20);
+    cr_assert_eq(c->limits.worker_memory, 1u << 30);
     cr_assert_eq(c->timeouts.header, 10);
     cr_assert_eq(c->timeouts.body, 30);
     cr_assert_eq(c->timeouts.keepalive, 75);
@@ -431,6 +433,26 @@ static const error_case_t error_cases[] = {
      "limits:\n  header_bytes: 1k\n  uri_bytes: 2k\n",
      {NULL},
      "t.yaml:3:14: limits.uri_bytes: must not exceed limits.header_bytes (1024 bytes)\n"},
+    {"connection_memory without room past the read buffer",
+     "limits:\n  header_bytes: 64k\n  connection_memory: 70k\n",
+     {NULL},
+     "t.yaml:3:22: limits.connection_memory: must be at least limits.header_bytes + 16k (81920 "
+     "bytes)\n"},
+    {"connection_memory below its range",
+     "limits:\n  connection_memory: 8k\n",
+     {NULL},
+     "t.yaml:2:22: limits.connection_memory: expected a size 16k..1g (bytes, or with suffix k, m, "
+     "g), got \"8k\"\n"},
+    {"worker_memory below connection_memory",
+     "limits:\n  connection_memory: 8m\n  worker_memory: 4m\n",
+     {NULL},
+     "t.yaml:3:18: limits.worker_memory: must be at least limits.connection_memory (8388608 "
+     "bytes)\n"},
+    {"connection_memory above the default worker_memory",
+     "limits:\n  connection_memory: 1g\n  worker_memory: 512m\n",
+     {NULL},
+     "t.yaml:3:18: limits.worker_memory: must be at least limits.connection_memory (1073741824 "
+     "bytes)\n"},
     {"zero timeout",
      "timeouts:\n  header: 0\n",
      {NULL},

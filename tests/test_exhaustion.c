@@ -300,3 +300,211 @@ Test(exhaustion, thousands_of_abandoned_connections_give_back_every_descriptor)
     cr_assert(strstr(r->body, "\"totalRequests\":0,"), "%s", r->body);
     free(r);
 }
+
+/* Reads what arrives on fd within timeout_ms (up to len - 1 bytes, NUL-terminated). */
+static size_t recv_within(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (n + 1 < len && poll(&p, 1, timeout_ms) == 1) {
+        ssize_t k = recv(fd, buf + n, len - 1 - n, 0);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        if (memmem(buf, n, "\r\n\r\n", 4))
+            break; /* a whole header section: enough to decide */
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Sends the head of POST path with a Content-Length and Expect: 100-continue. */
+static void send_post_head(fa_tc_t *c, const char *path, size_t content_length)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+                     path, content_length);
+    cr_assert(fa_tc_send(c, head, (size_t)n));
+}
+
+/* {"msg":"ok"   …   } of exactly len bytes (len >= 12), in a malloc'd buffer. */
+static char *json_of_len(size_t len)
+{
+    char *b = malloc(len + 1);
+    cr_assert(b);
+    memset(b, ' ', len);
+    memcpy(b, "{\"msg\":\"ok\"", 11);
+    memcpy(b + len - 1, "}", 2);
+    return b;
+}
+
+/*
+ * limits.connection_memory caps what one connection holds. A body announced larger than what
+ * is left is refused whole with 413 before it is read (no 100 Continue invites it); a chunked
+ * body is refused once it would pass the limit; a body that fits is served; and the worker
+ * goes on serving.
+ */
+Test(exhaustion, connection_memory_refuses_bodies_that_would_not_fit)
+{
+    const char *ov[] = {"server.workers=1", "limits.body_bytes=1m",
+                        "limits.connection_memory=64k", NULL};
+    start(ov);
+    fa_tresp_t *r = malloc(sizeof(*r));
+    cr_assert(r);
+    char buf[4096];
+
+    /* Announced too large: 413 at once, not 100 Continue. */
+    fa_tc_t *c = calloc(1, sizeof(*c));
+    cr_assert(c);
+    cr_assert(fa_tc_connect(c, d.port));
+    send_post_head(c, "/echo", 100000);
+    recv_within(c->fd, buf, sizeof(buf), 5000);
+    cr_assert(strncmp(buf, "HTTP/1.1 413 ", 13) == 0, "got: %s", buf);
+    fa_tc_close(c);
+
+    /* Chunked, growing past the limit: 413 once it would not fit. */
+    cr_assert(fa_tc_connect(c, d.port));
+    static const char chead[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
+                                "\r\nTransfer-Encoding: chunked\r\n\r\n";
+    cr_assert(fa_tc_send(c, chead, sizeof(chead) - 1));
+    static char chunk[8192 + 16];
+    memcpy(chunk, "2000\r\n", 6);
+    memset(chunk + 6, ' ', 8192);
+    memcpy(chunk + 6 + 8192, "\r\n", 2);
+    for (int i = 0; i < 16; i++)
+        if (!fa_tc_send(c, chunk, 8192 + 8))
+            break; /* the server answered and stopped reading: fine */
+    cr_assert(fa_tc_read(c, r, false), "no answer to the chunked body");
+    cr_assert_eq(r->status, 413, "%s", r->head);
+    cr_assert(strstr(r->body, "memory"), "%s", r->body);
+    fa_tc_close(c);
+
+    /* A body that fits (20 KB, past the read buffer, so held in the pool) is served. */
+    cr_assert(fa_tc_connect(c, d.port));
+    char *body = json_of_len(20000);
+    send_post_head(c, "/echo", 20000);
+    recv_within(c->fd, buf, sizeof(buf), 5000);
+    cr_assert(strncmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0, "got: %s", buf);
+    cr_assert(fa_tc_send(c, body, 20000));
+    cr_assert(fa_tc_read(c, r, false));
+    cr_assert_eq(r->status, 200, "%s\n%s", r->head, r->body);
+    cr_assert_str_eq(r->body, "{\"got\":\"ok\"}");
+    free(body);
+    /* The same connection goes on. */
+    cr_assert_eq(request(c, HEALTH), 200);
+    fa_tc_close(c);
+    free(c);
+    free(r);
+}
+
+/*
+ * limits.worker_memory caps what all of a worker's connections hold. Three admitted 300 KB
+ * bodies (each proven admitted by its 100 Continue) hold most of 1m; a fourth is refused with
+ * 503 and Retry-After while requests without a body are still served; once one of the three
+ * is answered and closed its memory comes back and the same request is admitted.
+ */
+Test(exhaustion, worker_memory_refuses_bodies_with_503_until_memory_comes_back)
+{
+    enum { BODY = 300000, HELD = 3 };
+    const char *ov[] = {"server.workers=1", "limits.body_bytes=1m",
+                        "limits.connection_memory=512k", "limits.worker_memory=1m",
+                        "timeouts.body=60s", NULL};
+    start(ov);
+    fa_tresp_t *r = malloc(sizeof(*r));
+    fa_tc_t *c = calloc(HELD + 2, sizeof(*c));
+    cr_assert(r && c);
+    char buf[4096];
+    char *body = json_of_len(BODY);
+
+    for (int i = 0; i < HELD; i++) {
+        cr_assert(fa_tc_connect(&c[i], d.port));
+        send_post_head(&c[i], "/echo", BODY);
+        recv_within(c[i].fd, buf, sizeof(buf), 5000);
+        cr_assert(strncmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0, "body %d: %s", i, buf);
+        cr_assert(fa_tc_send(&c[i], body, 1000)); /* a part only: the memory stays taken */
+    }
+
+    cr_assert(fa_tc_connect(&c[HELD], d.port));
+    send_post_head(&c[HELD], "/echo", BODY);
+    cr_assert(fa_tc_read(&c[HELD], r, false));
+    cr_assert_eq(r->status, 503, "%s", r->head);
+    char ra[16];
+    cr_assert(fa_tresp_header(r, "Retry-After", ra, sizeof(ra)), "%s", r->head);
+    cr_assert_str_eq(ra, "1");
+    cr_assert(strstr(r->body, "memory"), "%s", r->body);
+    fa_tc_close(&c[HELD]);
+    cr_assert(fa_td_log_has(&d, "limits.worker_memory (1048576 bytes) reached", 5),
+              "see %s", d.log_path);
+
+    /* No body, no memory to take: still served. */
+    cr_assert_eq(fa_tc_once(d.port, HEALTH, NULL), 200);
+
+    /* One of the three completes and goes away: its memory comes back. */
+    cr_assert(fa_tc_send(&c[0], body + 1000, BODY - 1000));
+    cr_assert(fa_tc_read(&c[0], r, false));
+    cr_assert_eq(r->status, 200, "%s\n%s", r->head, r->body);
+    fa_tc_close(&c[0]);
+    bool admitted = false;
+    for (int attempt = 0; attempt < 50 && !admitted; attempt++) {
+        cr_assert(fa_tc_connect(&c[HELD + 1], d.port));
+        send_post_head(&c[HELD + 1], "/echo", BODY);
+        recv_within(c[HELD + 1].fd, buf, sizeof(buf), 5000);
+        admitted = strncmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0;
+        if (!admitted) { /* the close may not have been reaped yet */
+            cr_assert(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got: %s", buf);
+            fa_tc_close(&c[HELD + 1]);
+            sleep_ms(20);
+        }
+    }
+    cr_assert(admitted, "memory never came back");
+    cr_assert(fa_tc_send(&c[HELD + 1], body, BODY));
+    cr_assert(fa_tc_read(&c[HELD + 1], r, false));
+    cr_assert_eq(r->status, 200, "%s\n%s", r->head, r->body);
+    for (int i = 1; i <= HELD + 1; i++)
+        if (i != HELD)
+            fa_tc_close(&c[i]);
+    free(body);
+    free(c);
+    free(r);
+}
+
+/*
+ * At limits.worker_memory the worker stops accepting: connections past what 1m holds wait in
+ * the listen queue (the ones it has are still served) and are accepted and served once others
+ * close and their memory is freed rather than recycled.
+ */
+Test(exhaustion, worker_memory_pauses_accepting_until_connections_close)
+{
+    enum { N = 200, CLOSE = 150 };
+    const char *ov[] = {"server.workers=1", "limits.connection_memory=64k",
+                        "limits.worker_memory=1m", "timeouts.header=60s",
+                        "timeouts.keepalive=60s", NULL};
+    start(ov);
+    pid_t w = the_worker();
+    unsigned fds0 = count_fds(w);
+    fa_tc_t *c = calloc(N, sizeof(*c));
+    cr_assert(c);
+    for (int i = 0; i < N; i++)
+        cr_assert(fa_tc_connect(&c[i], d.port), "connect %d: %m", i);
+    cr_assert(fa_td_log_has(&d, "pausing accepts until memory comes back", 10), "see %s",
+              d.log_path);
+    sleep_ms(200);
+    unsigned open_now = count_fds(w) - fds0;
+    cr_log_info("1m of worker memory holds %u idle connections", open_now);
+    cr_assert_lt(open_now, (unsigned)N, "every connection was accepted");
+    cr_assert_gt(open_now, 10u);
+    /* An accepted one is served. */
+    cr_assert_eq(request(&c[0], HEALTH), 200);
+
+    for (int i = 1; i <= CLOSE; i++)
+        fa_tc_close(&c[i]);
+    for (int i = CLOSE + 1; i < N; i++)
+        cr_assert_eq(request(&c[i], HEALTH), 200, "queued connection %d not served", i);
+    cr_assert_eq(request(&c[0], HEALTH), 200);
+    for (int i = 0; i < N; i++)
+        if (i == 0 || i > CLOSE)
+            fa_tc_close(&c[i]);
+    free(c);
+}

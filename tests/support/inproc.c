@@ -259,6 +259,15 @@ bool fa_inproc_idle(const fa_inproc_t *ip, char *why, size_t whylen)
         say(why, whylen, "a closed connection was not reaped");
         return false;
     }
+    /* The worker's memory meter must come back to what the recycled connections hold. */
+    size_t held = 0;
+    for (const fa_conn_t *c = w->free_conns; c; c = c->next)
+        held += fa__conn_mem(c);
+    if (w->mem != held) {
+        say(why, whylen, "memory meter says %zu bytes, the recycled connections hold %zu",
+            w->mem, held);
+        return false;
+    }
     if (!fa_sched_quiescent(&ip->sched)) {
         fa_sched_stats_t st;
         fa_sched_stats(&ip->sched, &st);
