@@ -113,6 +113,7 @@ void fa_counters_slot_retire(fa_counters_t *c, unsigned index)
     move(&r->conns_total, &s->conns_total);
     move(&r->accept_errors, &s->accept_errors);
     atomic_store_explicit(&s->conns_active, 0, relaxed);
+    atomic_store_explicit(&s->memory, 0, relaxed);
     for (unsigned i = 0; i < FA_LAT_BUCKETS; i++)
         move(&r->latency[i], &s->latency[i]);
     atomic_store_explicit(&s->live, 0, relaxed);
@@ -146,6 +147,7 @@ static void add_slot(const fa_counters_slot_t *s, fa_counters_view_t *out, bool 
     out->conns_total += ld(&s->conns_total);
     out->conns_active += ld(&s->conns_active);
     out->accept_errors += ld(&s->accept_errors);
+    out->memory += ld(&s->memory);
     for (unsigned i = 0; i < FA_LAT_BUCKETS; i++)
         out->latency[i] += ld(&s->latency[i]);
     if (live)
@@ -156,6 +158,7 @@ static void add_slot(const fa_counters_slot_t *s, fa_counters_view_t *out, bool 
             .requests = requests,
             .conns_active = ld(&s->conns_active),
             .conns_total = ld(&s->conns_total),
+            .memory = ld(&s->memory),
         };
 }
 

@@ -53,6 +53,7 @@ typedef struct fa_counters_slot {
     _Alignas(FA_CACHELINE) _Atomic uint64_t conns_total;
     _Atomic uint64_t conns_active;
     _Atomic uint64_t accept_errors;
+    _Atomic uint64_t memory; /* bytes held for connections (worker.h mem), on the timer */
     /* cold: identity, written by the master before fork and by the worker once at start */
     _Atomic uint32_t live;           /* 1 while a process owns the slot */
     _Atomic uint32_t worker;         /* worker slot id ("w3") */
@@ -68,7 +69,7 @@ typedef struct fa_counters fa_counters_t;
 typedef struct {
     unsigned worker, generation;
     int pid;
-    uint64_t requests, conns_active, conns_total;
+    uint64_t requests, conns_active, conns_total, memory;
 } fa_counters_worker_t;
 
 /**
@@ -80,6 +81,7 @@ typedef struct {
     double start_time; /* Unix time of fa_counters_create */
     uint64_t requests, responses[6], latency_sum_us;
     uint64_t conns_total, conns_active, accept_errors;
+    uint64_t memory; /* bytes held for connections by the live workers */
     uint64_t latency[FA_LAT_BUCKETS]; /* merged histogram */
     uint64_t latency_count;           /* samples in it */
     unsigned nworkers;                /* live slots, in slot order */
@@ -157,6 +159,12 @@ static inline void fa_counters_set_conns(fa_counters_slot_t *s, uint64_t active,
     atomic_store_explicit(&s->conns_active, active, memory_order_relaxed);
     atomic_store_explicit(&s->conns_total, total, memory_order_relaxed);
     atomic_store_explicit(&s->accept_errors, accept_errors, memory_order_relaxed);
+}
+
+/** Publishes the bytes the worker holds for its connections (a gauge). Worker only. */
+static inline void fa_counters_set_memory(fa_counters_slot_t *s, uint64_t bytes)
+{
+    atomic_store_explicit(&s->memory, bytes, memory_order_relaxed);
 }
 
 /** Fills out with the sums over the live slots and the retired totals. Any process. */

@@ -15,10 +15,12 @@
  *   fasterapid_connections_accepted_total         counter
  *   fasterapid_connections_active                 gauge
  *   fasterapid_accept_errors_total                counter
+ *   fasterapid_connection_memory_bytes            gauge
  *   fasterapid_request_duration_seconds           summary, quantiles 0.5 0.9 0.99 0.999
  *   fasterapid_worker_requests_total{worker,generation,pid}              counter
  *   fasterapid_worker_connections_active{worker,generation,pid}          gauge
  *   fasterapid_worker_connections_accepted_total{worker,generation,pid}  counter
+ *   fasterapid_worker_connection_memory_bytes{worker,generation,pid}     gauge
  *   fasterapid_events_total                       counter, events the aggregator accepted
  *   fasterapid_unique_users                       gauge
  *   fasterapid_event_value_sum                    gauge, the exact sum of the values
@@ -82,6 +84,9 @@ static void render(fa_buf_t *o, const fa_counters_view_t *v, const fa_agg_totals
            v->conns_active);
     scalar(o, "fasterapid_accept_errors_total", "counter", "Failed accept calls.",
            v->accept_errors);
+    scalar(o, "fasterapid_connection_memory_bytes", "gauge",
+           "Bytes held for client connections (capped per worker by limits.worker_memory).",
+           v->memory);
 
     family(o, "fasterapid_request_duration_seconds", "summary",
            "From a request's first byte to its response; quantiles are bucket upper bounds.");
@@ -103,6 +108,9 @@ static void render(fa_buf_t *o, const fa_counters_view_t *v, const fa_agg_totals
     per_worker(o, v, "fasterapid_worker_connections_accepted_total", "counter",
                "Client connections accepted by one worker process.",
                offsetof(fa_counters_worker_t, conns_total));
+    per_worker(o, v, "fasterapid_worker_connection_memory_bytes", "gauge",
+               "Bytes one worker process holds for client connections.",
+               offsetof(fa_counters_worker_t, memory));
 
     scalar(o, "fasterapid_events_total", "counter", "Events the aggregator accepted.", t->total);
     scalar(o, "fasterapid_unique_users", "gauge", "Distinct keys in the aggregator.", t->unique);

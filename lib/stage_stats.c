@@ -7,10 +7,14 @@
  *                   worker (counters.h) summed at read time:
  *                     {"uptimeSeconds":12.5,"startTime":1764176400,"workers":2,"requests":N,
  *                      "connections":{"active":A,"total":T},"acceptErrors":E,
+ *                      "connectionMemoryBytes":M,
  *                      "responses":{"1xx":0,"2xx":N,"3xx":0,"4xx":0,"5xx":0,"other":0},
  *                      "latencyMicros":{"p50":..,"p90":..,"p99":..,"p999":..,"mean":..},
  *                      "perWorker":[{"id":0,"pid":123,"generation":1,"requests":N,
- *                                    "activeConnections":A,"totalConnections":T},...]}
+ *                                    "activeConnections":A,"totalConnections":T,
+ *                                    "connectionMemoryBytes":M},...]}
+ *                   connectionMemoryBytes is what limits.worker_memory caps (refreshed by each
+ *                   worker's timer).
  *                   Latency runs from a request's first byte to its response being produced;
  *                   percentiles are bucket upper bounds (within 3.1%).
  *   - reset: {}     zeroes every aggregate atomically, 200 {"reset":true}
@@ -53,7 +57,8 @@ static void render_server(fa_buf_t *o, const fa_counters_view_t *v)
     fa_buf_printf(o, "\"requests\":%llu,\"connections\":{\"active\":%llu,\"total\":%llu},",
          (unsigned long long)v->requests, (unsigned long long)v->conns_active,
          (unsigned long long)v->conns_total);
-    fa_buf_printf(o, "\"acceptErrors\":%llu,\"responses\":{", (unsigned long long)v->accept_errors);
+    fa_buf_printf(o, "\"acceptErrors\":%llu,\"connectionMemoryBytes\":%llu,\"responses\":{",
+                  (unsigned long long)v->accept_errors, (unsigned long long)v->memory);
     for (unsigned i = 1; i <= 5; i++)
         fa_buf_printf(o, "\"%uxx\":%llu,", i, (unsigned long long)v->responses[i]);
     fa_buf_printf(o, "\"other\":%llu},", (unsigned long long)v->responses[0]);
@@ -71,9 +76,11 @@ static void render_server(fa_buf_t *o, const fa_counters_view_t *v)
         const fa_counters_worker_t *w = &v->workers[i];
         fa_buf_printf(o,
              "%s{\"id\":%u,\"pid\":%d,\"generation\":%u,\"requests\":%llu,"
-             "\"activeConnections\":%llu,\"totalConnections\":%llu}",
+             "\"activeConnections\":%llu,\"totalConnections\":%llu,"
+             "\"connectionMemoryBytes\":%llu}",
              i ? "," : "", w->worker, w->pid, w->generation, (unsigned long long)w->requests,
-             (unsigned long long)w->conns_active, (unsigned long long)w->conns_total);
+             (unsigned long long)w->conns_active, (unsigned long long)w->conns_total,
+             (unsigned long long)w->memory);
     }
     fa_buf_printf(o, "]}");
 }

@@ -105,9 +105,11 @@ static void on_ops_timer(struct ev_loop *loop, ev_timer *t, int revents)
     fa_worker_t *w = FA_CONTAINER_OF(t, fa_worker_t, ops_timer);
     if (w->access)
         fa_accesslog_flush(w->access);
-    if (w->counter_slot)
+    if (w->counter_slot) {
         fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
                               w->stats.accept_errors);
+        fa_counters_set_memory(w->counter_slot, w->mem);
+    }
 }
 
 static void on_ignored_signal(struct ev_loop *loop, ev_signal *s, int revents)

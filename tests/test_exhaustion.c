@@ -438,8 +438,19 @@ Test(exhaustion, worker_memory_refuses_bodies_with_503_until_memory_comes_back)
     cr_assert(fa_td_log_has(&d, "limits.worker_memory (1048576 bytes) reached", 5),
               "see %s", d.log_path);
 
-    /* No body, no memory to take: still served. */
-    cr_assert_eq(fa_tc_once(d.port, HEALTH, NULL), 200);
+    /* No body, no memory to take: still served. And the meter shows in /stats?server=1. */
+    unsigned long long shown = 0;
+    for (int t = 0; t < 60 && shown < 3ull * BODY; t++) {
+        cr_assert_eq(fa_tc_once(d.port, "GET /stats?server=1 HTTP/1.1\r\nHost: t\r\n\r\n", r),
+                     200);
+        const char *m = strstr(r->body, "\"connectionMemoryBytes\":");
+        cr_assert(m, "%s", r->body);
+        shown = strtoull(m + 24, NULL, 10);
+        if (shown < 3ull * BODY)
+            sleep_ms(50); /* published by the worker's timer */
+    }
+    cr_assert_geq(shown, 3ull * BODY, "connectionMemoryBytes %llu", shown);
+    cr_assert_leq(shown, 1ull << 20, "connectionMemoryBytes %llu", shown);
 
     /* One of the three completes and goes away: its memory comes back. */
     cr_assert(fa_tc_send(&c[0], body + 1000, BODY - 1000));
