@@ -69,6 +69,7 @@ typedef struct {
     unsigned max_connections;     /* open connections per worker; past it a call fails (502) */
     double connect_timeout;       /* seconds */
     double response_timeout;      /* seconds, from the request written to the response read */
+    double idle_timeout;          /* seconds an idle pooled connection is kept before closing */
     size_t max_response_bytes;    /* status line, headers and body together */
 } fa_upstream_conf_t;
 
