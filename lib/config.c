@@ -960,7 +960,7 @@ static void check_upstream(check_t *ck, const fa_yaml_node_t *node, size_t index
     }
     fa_upstream_conf_t u = {
         .node = node,
-        .pool_size = 32,
+        .pool_size = 1024,
         .max_connections = 1024,
         .connect_timeout = 1,
         .response_timeout = 10,

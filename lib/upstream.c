@@ -155,12 +155,13 @@ static void conn_watch(upconn_t *c, int events)
     ev_io_start(loop, &c->io);
 }
 
+/* (Re)arms the connection's one timer (connect, response or idle) to fire in seconds. With the
+ * timer active ev_timer_again moves it within libev's heap instead of a removal and an insertion;
+ * the timer repeats, but every expiry closes the connection, which stops it. */
 static void conn_timer(upconn_t *c, double seconds)
 {
-    struct ev_loop *loop = c->pool->worker->loop;
-    ev_timer_stop(loop, &c->timer);
-    ev_timer_set(&c->timer, seconds, 0.);
-    ev_timer_start(loop, &c->timer);
+    c->timer.repeat = seconds;
+    ev_timer_again(c->pool->worker->loop, &c->timer);
 }
 
 /* A new non-blocking connection to address a, on the busy list, its connect timer set to
@@ -279,29 +280,44 @@ static bool method_is(const fa_upstream_req_t *rq, const char *m)
     return rq->method.len == strlen(m) && memcmp(rq->method.ptr, m, rq->method.len) == 0;
 }
 
-/* Serialises the request for connection c (its Host header depends on the address). */
+static char *put(char *o, const char *s, size_t n)
+{
+    if (n) /* s may be NULL when n is 0 */
+        memcpy(o, s, n);
+    return o + n;
+}
+
+/* Serialises the request for connection c (its Host header depends on the address) into one
+ * buffer from the call's pool, written with a single send. */
 static void call_build(call_t *k, const upconn_t *c)
 {
     const fa_upstream_req_t *rq = k->rq;
     bool with_body = rq->body.len || method_is(rq, "POST") || method_is(rq, "PUT") ||
                      method_is(rq, "PATCH");
-    size_t cap = rq->method.len + rq->target.len + strlen(c->addr->host) + rq->headers.len +
-                 rq->body.len + 96;
-    char *o = fa_pool_alloc(k->mem, cap);
-    int n = snprintf(o, cap, "%.*s %.*s HTTP/1.1\r\nHost: %s\r\n", (int)rq->method.len,
-                     rq->method.ptr, (int)rq->target.len, rq->target.ptr, c->addr->host);
-    size_t len = (size_t)n;
-    memcpy(o + len, rq->headers.ptr, rq->headers.len);
-    len += rq->headers.len;
-    if (with_body)
-        len += (size_t)snprintf(o + len, cap - len, "Content-Length: %zu\r\n", rq->body.len);
-    memcpy(o + len, "\r\n", 2);
-    len += 2;
-    if (rq->body.len)
-        memcpy(o + len, rq->body.ptr, rq->body.len);
-    len += rq->body.len;
-    k->out = o;
-    k->outlen = len;
+    size_t hostlen = strlen(c->addr->host);
+    size_t cap = rq->method.len + rq->target.len + hostlen + rq->headers.len + rq->body.len + 96;
+    char *start = fa_pool_alloc(k->mem, cap), *o = start;
+    o = put(o, rq->method.ptr, rq->method.len);
+    *o++ = ' ';
+    o = put(o, rq->target.ptr, rq->target.len);
+    o = put(o, " HTTP/1.1\r\nHost: ", 17);
+    o = put(o, c->addr->host, hostlen);
+    o = put(o, "\r\n", 2);
+    o = put(o, rq->headers.ptr, rq->headers.len);
+    if (with_body) {
+        char digits[24], *d = digits + sizeof(digits);
+        size_t v = rq->body.len;
+        do
+            *--d = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        o = put(o, "Content-Length: ", 16);
+        o = put(o, d, (size_t)(digits + sizeof(digits) - d));
+        o = put(o, "\r\n", 2);
+    }
+    o = put(o, "\r\n", 2);
+    o = put(o, rq->body.ptr, rq->body.len);
+    k->out = start;
+    k->outlen = (size_t)(o - start);
     k->outpos = 0;
 }
 

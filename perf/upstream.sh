@@ -13,6 +13,8 @@
 # and nginx proxies one upstream in the same run:
 #   nginx_c    proxy_pass to c (10 ms), keep-alive upstream connections
 #   nginx_c0   proxy_pass to c0 (instant)
+# The front's upstreams use the default pool settings (pool_size 1024 idle connections per worker),
+# nginx a keep-alive pool of 256 (more than the CONNS in flight).
 # Scenarios alternate within each round so that noise falls on all alike; each figure printed
 # at the end is the median over rounds, as `bench: upstream.<scenario>.<metric> <value> <unit>`.
 #
@@ -86,9 +88,9 @@ cat >"$TMP/front.yaml" <<EOF
 server: { workers: $WORKERS, pin_workers: false }
 log: { level: warn }
 upstreams:
-  - { name: a, addresses: "127.0.0.1:$BACK", pool_size: 256 }
-  - { name: b, addresses: "127.0.0.1:$BACK", pool_size: 256 }
-  - { name: c, addresses: "127.0.0.1:$BACK", pool_size: 256 }
+  - { name: a, addresses: "127.0.0.1:$BACK" }
+  - { name: b, addresses: "127.0.0.1:$BACK" }
+  - { name: c, addresses: "127.0.0.1:$BACK" }
 routes:
   - match: GET /fan
     pipeline:

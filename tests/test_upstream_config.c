@@ -83,7 +83,7 @@ Test(upstream_config, defaults_and_addresses)
     cr_assert_str_eq(u->addrs[0].host, "127.0.0.1:81");
     cr_assert_str_eq(u->addrs[1].text, "[::1]:82");
     cr_assert_str_eq(u->addrs[2].host, "localhost:83");
-    cr_assert_eq(u->pool_size, 32);
+    cr_assert_eq(u->pool_size, 1024);
     cr_assert_eq(u->max_connections, 1024);
     cr_assert_float_eq(u->connect_timeout, 1.0, 1e-9);
     cr_assert_float_eq(u->response_timeout, 10.0, 1e-9);
@@ -98,7 +98,7 @@ Test(upstream_config, defaults_and_addresses)
     cr_assert_eq(pread(fd, text, (size_t)n, 0), n);
     close(fd);
     cr_assert(strstr(text, "upstreams:\n  - name: \"u\"\n    addresses: [\"127.0.0.1:81\", "
-                           "\"[::1]:82\", \"localhost:83\"]\n    pool_size: 32\n"),
+                           "\"[::1]:82\", \"localhost:83\"]\n    pool_size: 1024\n"),
               "%s", text);
     fa_config_t *again = fa_config_load_buf("dump.yaml", text, strlen(text), NULL, 0, &errs);
     cr_assert_not_null(again, "%s", errs.text);
