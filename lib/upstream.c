@@ -347,9 +347,10 @@ static void call_attach(call_t *k, upconn_t *c)
 /* Opens a connection for call k to the next address it has not tried yet, within what is left
  * of its connect_timeout budget: each attempt may use an equal share of the rest (a single
  * address gets all of it), so an address that swallows SYNs leaves time for the others. An
- * address refusing at once is passed over in the same loop. Once every address failed, or the
- * budget is spent, the call fails: 504 when the last attempt timed out, else 502. Returns false
- * after failing the call. */
+ * address refusing at once is passed over in the same loop; a local shortage (descriptors,
+ * memory, ports) fails the call at once. Once every address failed, or the budget is spent,
+ * the call fails: 504 when the last attempt timed out, else 502. Returns false after failing
+ * the call. */
 static bool call_connect(call_t *k)
 {
     upool_t *p = k->pool;
@@ -371,7 +372,14 @@ static bool call_connect(call_t *k)
             call_attach(k, c);
             return true;
         }
-        addr_failed(k, i, errno);
+        int e = errno;
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL) {
+            /* Out of descriptors, memory or local ports: no address would do better, and this
+             * one is not to blame. */
+            call_fail(k, false, "connect: %s", strerror(e));
+            return false;
+        }
+        addr_failed(k, i, e);
     }
     if (k->connect_errno == ETIMEDOUT) {
         call_fail(k, true, "timed out connecting (connect_timeout %gs)", conf->connect_timeout);
