@@ -170,6 +170,7 @@ run: deps $(BIN)
 bench: bench-deps $(BIN) $(BENCH_BIN) $(BUILD)/perf/floor
 	@perf/run-micro.sh $(BENCH_BIN)
 	@FASTERAPID_BIN=$(abspath $(BIN)) FLOOR_BIN=$(abspath $(BUILD)/perf/floor) perf/load.sh
+	@ROUNDS=3 DURATION=5 FASTERAPID_BIN=$(abspath $(BIN)) perf/upstream.sh
 
 bench-micro: bench-deps $(BENCH_BIN)
 	@perf/run-micro.sh $(BENCH_BIN)

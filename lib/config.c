@@ -895,7 +895,7 @@ static void check_route(check_t *ck, const fa_yaml_node_t *node, size_t index)
 
 static const char *const upstream_keys[] = {"name",          "addresses",       "pool_size",
                                             "max_connections", "connect_timeout", "response_timeout",
-                                            "max_response_bytes"};
+                                            "idle_timeout",    "max_response_bytes"};
 
 /* Resolves one "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address) with
  * getaddrinfo and appends every address to u->addrs (grown in the config pool). This is the only
@@ -970,10 +970,11 @@ static void check_upstream(check_t *ck, const fa_yaml_node_t *node, size_t index
     }
     fa_upstream_conf_t u = {
         .node = node,
-        .pool_size = 32,
+        .pool_size = 1024,
         .max_connections = 1024,
         .connect_timeout = 1,
         .response_timeout = 10,
+        .idle_timeout = 60,
         .max_response_bytes = MIB,
     };
     unsigned before = ck->errs->count;
@@ -1008,6 +1009,8 @@ static void check_upstream(check_t *ck, const fa_yaml_node_t *node, size_t index
             parse_duration_range(v, kpath, true, 3600, &u.connect_timeout, ck->errs);
         } else if (strcmp(k, "response_timeout") == 0) {
             parse_duration_range(v, kpath, true, 3600, &u.response_timeout, ck->errs);
+        } else if (strcmp(k, "idle_timeout") == 0) {
+            parse_duration_range(v, kpath, true, 3600, &u.idle_timeout, ck->errs);
         } else if (strcmp(k, "max_response_bytes") == 0) {
             parse_size_range(v, kpath, 64, GIB, &u.max_response_bytes, ck->errs);
         } else {
@@ -1415,8 +1418,10 @@ void fa_config_dump(const fa_config_t *c, int fd)
         fmt_size(u->max_response_bytes, d, sizeof(d));
         fprintf(out,
                 "\n    pool_size: %u\n    max_connections: %u\n    connect_timeout: %s\n"
-                "    response_timeout: %s\n    max_response_bytes: %s\n",
-                u->pool_size, u->max_connections, a, b, d);
+                "    response_timeout: %s\n",
+                u->pool_size, u->max_connections, a, b);
+        fmt_duration(u->idle_timeout, a, sizeof(a));
+        fprintf(out, "    idle_timeout: %s\n    max_response_bytes: %s\n", a, d);
     }
     fputs(c->nroutes ? "routes:\n" : "routes: []\n", out);
     for (size_t i = 0; i < c->nroutes; i++) {

@@ -65,10 +65,11 @@ typedef struct {
     const fa_yaml_node_t *node;   /* the entry, for locations */
     fa_upstream_addr_t *addrs;    /* every address of every entry, taken in turn */
     size_t naddrs;
-    unsigned pool_size;           /* idle keep-alive connections kept per worker */
+    unsigned pool_size;           /* idle keep-alive connections kept per worker (at most) */
     unsigned max_connections;     /* open connections per worker; past it a call fails (502) */
     double connect_timeout;       /* seconds */
     double response_timeout;      /* seconds, from the request written to the response read */
+    double idle_timeout;          /* seconds an idle pooled connection is kept before closing */
     size_t max_response_bytes;    /* status line, headers and body together */
 } fa_upstream_conf_t;
 

@@ -32,6 +32,10 @@
 
 #define READ_CHUNK 16384
 
+/* Seconds an address that failed a connect is passed over by new connections (while another
+ * address has not failed). */
+#define FA_UPSTREAM_ADDR_DOWN 10.0
+
 typedef struct upconn upconn_t;
 typedef struct call call_t;
 
@@ -44,7 +48,8 @@ typedef struct {
     const fa_upstream_conf_t *conf;
     fa_worker_t *worker;
     conn_list_t idle, busy;
-    size_t rr; /* next address to connect to */
+    size_t rr;               /* next address to connect to */
+    ev_tstamp *down_until;   /* per address: passed over until then after a failed connect */
     fa_upstream_stats_t st;
 } upool_t;
 
@@ -89,6 +94,13 @@ struct call {
     bool too_big; /* Content-Length above max_response_bytes */
     bool head;
     bool retried;
+    const fa_upstream_addr_t *addr; /* the address of the last connect, for messages */
+    /* Connecting: the addresses tried so far in this call, the next one, when the call's
+     * connect_timeout budget runs out, and the last error (for the message once all failed). */
+    unsigned attempts;
+    size_t next_addr;
+    ev_tstamp connect_deadline;
+    int connect_errno;
 };
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
@@ -143,19 +155,20 @@ static void conn_watch(upconn_t *c, int events)
     ev_io_start(loop, &c->io);
 }
 
+/* (Re)arms the connection's one timer (connect, response or idle) to fire in seconds. With the
+ * timer active ev_timer_again moves it within libev's heap instead of a removal and an insertion;
+ * the timer repeats, but every expiry closes the connection, which stops it. */
 static void conn_timer(upconn_t *c, double seconds)
 {
-    struct ev_loop *loop = c->pool->worker->loop;
-    ev_timer_stop(loop, &c->timer);
-    ev_timer_set(&c->timer, seconds, 0.);
-    ev_timer_start(loop, &c->timer);
+    c->timer.repeat = seconds;
+    ev_timer_again(c->pool->worker->loop, &c->timer);
 }
 
-/* A new non-blocking connection to the next address in turn, on the busy list; NULL with errno
- * set when the socket could not even be created or the connect failed at once. */
-static upconn_t *conn_open(upool_t *p)
+/* A new non-blocking connection to address a, on the busy list, its connect timer set to
+ * timeout; NULL with errno set when the socket could not even be created or the connect failed
+ * at once (a refused connect to a loopback address fails here). */
+static upconn_t *conn_open(upool_t *p, const fa_upstream_addr_t *a, double timeout)
 {
-    const fa_upstream_addr_t *a = &p->conf->addrs[p->rr++ % p->conf->naddrs];
     int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
@@ -173,7 +186,7 @@ static upconn_t *conn_open(upool_t *p)
     c->fd = fd;
     c->state = UC_CONNECTING;
     ev_io_init(&c->io, on_io, fd, EV_WRITE);
-    ev_timer_init(&c->timer, on_timer, p->conf->connect_timeout, 0.);
+    ev_timer_init(&c->timer, on_timer, timeout, 0.);
     ev_io_start(p->worker->loop, &c->io);
     ev_timer_start(p->worker->loop, &c->timer);
     list_push(&p->busy, c);
@@ -206,7 +219,7 @@ static void call_fail(call_t *k, bool timeout, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *where = k->conn ? k->conn->addr->text : "-";
+    const char *where = k->conn ? k->conn->addr->text : k->addr ? k->addr->text : "-";
     fa_log_warn("upstream %s (%s): %.*s %.*s: %s", k->pool->conf->name, where,
                 (int)k->rq->method.len, k->rq->method.ptr, (int)FA_MIN(k->rq->target.len, 200),
                 k->rq->target.ptr, msg);
@@ -235,12 +248,23 @@ static void call_finish(call_t *k, bool reusable)
         list_remove(&p->busy, c);
         c->state = UC_IDLE;
         list_push(&p->idle, c);
-        ev_timer_stop(p->worker->loop, &c->timer);
-        conn_watch(c, EV_READ); /* to notice the peer closing it */
+        conn_timer(c, p->conf->idle_timeout); /* on_timer closes it unless a call takes it */
+        conn_watch(c, EV_READ);               /* to notice the peer closing it */
     } else {
         conn_close(c);
     }
     (void)fa_promise_resolve(k->promise, FA_VALUE_POOLED(k->resp, sizeof(*k->resp)));
+}
+
+/* Address i of k's upstream failed a connect: logged (info: the call goes on to the next address
+ * or fails with its own warn line) and passed over by new connections for a while. */
+static void addr_failed(call_t *k, size_t i, int err)
+{
+    upool_t *p = k->pool;
+    k->connect_errno = err;
+    p->down_until[i] = ev_now(p->worker->loop) + FA_UPSTREAM_ADDR_DOWN;
+    fa_log_info("upstream %s: connect to %s: %s", p->conf->name, p->conf->addrs[i].text,
+                strerror(err));
 }
 
 static void on_cancel(fa_sched_t *sched, void *data)
@@ -256,29 +280,44 @@ static bool method_is(const fa_upstream_req_t *rq, const char *m)
     return rq->method.len == strlen(m) && memcmp(rq->method.ptr, m, rq->method.len) == 0;
 }
 
-/* Serialises the request for connection c (its Host header depends on the address). */
+static char *put(char *o, const char *s, size_t n)
+{
+    if (n) /* s may be NULL when n is 0 */
+        memcpy(o, s, n);
+    return o + n;
+}
+
+/* Serialises the request for connection c (its Host header depends on the address) into one
+ * buffer from the call's pool, written with a single send. */
 static void call_build(call_t *k, const upconn_t *c)
 {
     const fa_upstream_req_t *rq = k->rq;
     bool with_body = rq->body.len || method_is(rq, "POST") || method_is(rq, "PUT") ||
                      method_is(rq, "PATCH");
-    size_t cap = rq->method.len + rq->target.len + strlen(c->addr->host) + rq->headers.len +
-                 rq->body.len + 96;
-    char *o = fa_pool_alloc(k->mem, cap);
-    int n = snprintf(o, cap, "%.*s %.*s HTTP/1.1\r\nHost: %s\r\n", (int)rq->method.len,
-                     rq->method.ptr, (int)rq->target.len, rq->target.ptr, c->addr->host);
-    size_t len = (size_t)n;
-    memcpy(o + len, rq->headers.ptr, rq->headers.len);
-    len += rq->headers.len;
-    if (with_body)
-        len += (size_t)snprintf(o + len, cap - len, "Content-Length: %zu\r\n", rq->body.len);
-    memcpy(o + len, "\r\n", 2);
-    len += 2;
-    if (rq->body.len)
-        memcpy(o + len, rq->body.ptr, rq->body.len);
-    len += rq->body.len;
-    k->out = o;
-    k->outlen = len;
+    size_t hostlen = strlen(c->addr->host);
+    size_t cap = rq->method.len + rq->target.len + hostlen + rq->headers.len + rq->body.len + 96;
+    char *start = fa_pool_alloc(k->mem, cap), *o = start;
+    o = put(o, rq->method.ptr, rq->method.len);
+    *o++ = ' ';
+    o = put(o, rq->target.ptr, rq->target.len);
+    o = put(o, " HTTP/1.1\r\nHost: ", 17);
+    o = put(o, c->addr->host, hostlen);
+    o = put(o, "\r\n", 2);
+    o = put(o, rq->headers.ptr, rq->headers.len);
+    if (with_body) {
+        char digits[24], *d = digits + sizeof(digits);
+        size_t v = rq->body.len;
+        do
+            *--d = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        o = put(o, "Content-Length: ", 16);
+        o = put(o, d, (size_t)(digits + sizeof(digits) - d));
+        o = put(o, "\r\n", 2);
+    }
+    o = put(o, "\r\n", 2);
+    o = put(o, rq->body.ptr, rq->body.len);
+    k->out = start;
+    k->outlen = (size_t)(o - start);
     k->outpos = 0;
 }
 
@@ -305,8 +344,69 @@ static void call_attach(call_t *k, upconn_t *c)
     call_write(k);
 }
 
-/* Starts the exchange on a connection: an idle one when there is one, else a new one. Returns
- * false after failing the call. */
+/* Opens a connection for call k to the next address it has not tried yet, within what is left
+ * of its connect_timeout budget: each attempt may use an equal share of the rest (a single
+ * address gets all of it), so an address that swallows SYNs leaves time for the others. An
+ * address refusing at once is passed over in the same loop; a local shortage (descriptors,
+ * memory, ports) fails the call at once. Once every address failed, or the budget is spent,
+ * the call fails: 504 when the last attempt timed out, else 502. Returns false after failing
+ * the call. */
+static bool call_connect(call_t *k)
+{
+    upool_t *p = k->pool;
+    const fa_upstream_conf_t *conf = p->conf;
+    ev_tstamp now = ev_now(p->worker->loop);
+    while (k->attempts < conf->naddrs) {
+        double left = k->connect_deadline - now;
+        if (left <= 0) {
+            k->connect_errno = ETIMEDOUT;
+            break;
+        }
+        size_t i = k->next_addr++ % conf->naddrs;
+        const fa_upstream_addr_t *a = &conf->addrs[i];
+        double share = left / (double)(conf->naddrs - k->attempts);
+        k->attempts++;
+        k->addr = a;
+        upconn_t *c = conn_open(p, a, share);
+        if (c) {
+            call_attach(k, c);
+            return true;
+        }
+        int e = errno;
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL) {
+            /* Out of descriptors, memory or local ports: no address would do better, and this
+             * one is not to blame. */
+            call_fail(k, false, "connect: %s", strerror(e));
+            return false;
+        }
+        addr_failed(k, i, e);
+    }
+    if (k->connect_errno == ETIMEDOUT) {
+        call_fail(k, true, "timed out connecting (connect_timeout %gs)", conf->connect_timeout);
+        return false;
+    }
+    call_fail(k, false, "connect: %s%s", strerror(k->connect_errno),
+              conf->naddrs > 1 ? " (every address failed)" : "");
+    return false;
+}
+
+/* The connect of k's connection failed (err, or ETIMEDOUT from its timer): the connection is
+ * closed and the next address tried. */
+static void call_connect_failed(call_t *k, int err)
+{
+    upconn_t *c = k->conn;
+    size_t i = (size_t)(c->addr - k->pool->conf->addrs);
+    k->conn = NULL;
+    c->call = NULL;
+    conn_close(c);
+    addr_failed(k, i, err);
+    (void)call_connect(k);
+}
+
+/* Starts the exchange on a connection: an idle one when there is one, else a new one. New
+ * connections start at the next address in turn, passing over those that failed a connect in
+ * the last FA_UPSTREAM_ADDR_DOWN seconds (unless every one did). Returns false after failing
+ * the call. */
 static bool call_start(call_t *k, bool fresh)
 {
     upool_t *p = k->pool;
@@ -325,13 +425,20 @@ static bool call_start(call_t *k, bool fresh)
                   p->conf->max_connections);
         return false;
     }
-    c = conn_open(p);
-    if (!c) {
-        call_fail(k, false, "connect: %s", strerror(errno));
-        return false;
-    }
-    call_attach(k, c);
-    return true;
+    size_t n = p->conf->naddrs;
+    ev_tstamp now = ev_now(p->worker->loop);
+    size_t start = p->rr++;
+    for (size_t i = 0; i < n; i++)
+        if (p->down_until[(start + i) % n] <= now) {
+            start += i;
+            p->rr = start + 1;
+            break;
+        }
+    k->attempts = 0;
+    k->next_addr = start;
+    k->connect_deadline = now + p->conf->connect_timeout;
+    k->connect_errno = 0;
+    return call_connect(k);
 }
 
 /* A reused keep-alive connection that the peer had closed before our request reached it fails
@@ -455,7 +562,7 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
         if (err == EINPROGRESS || err == EALREADY)
             return;
         if (err) {
-            call_fail(k, false, "connect: %s", strerror(err));
+            call_connect_failed(k, err);
             return;
         }
         c->state = UC_WRITING;
@@ -484,8 +591,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         return;
     }
     if (c->state == UC_CONNECTING)
-        call_fail(k, true, "timed out connecting (connect_timeout %gs)",
-                  k->pool->conf->connect_timeout);
+        call_connect_failed(k, ETIMEDOUT);
     else
         call_fail(k, true, "timed out waiting for the response (response_timeout %gs)",
                   k->pool->conf->response_timeout);
@@ -607,6 +713,7 @@ int fa_upstream_worker_init(fa_worker_t *w)
     for (size_t i = 0; i < n; i++) {
         u->pools[i].conf = &w->config->upstreams[i];
         u->pools[i].worker = w;
+        u->pools[i].down_until = fa_calloc(w->config->upstreams[i].naddrs, sizeof(ev_tstamp));
     }
     w->upstreams = u;
     return 0;
@@ -625,6 +732,7 @@ void fa_upstream_worker_fini(fa_worker_t *w)
          * timeout; that request's pool (holding the call) may be gone already: not touched. */
         while (p->busy.head)
             conn_close(p->busy.head);
+        fa_free(p->down_until);
     }
     fa_free(u);
     w->upstreams = NULL;

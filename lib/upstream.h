@@ -7,8 +7,11 @@
  *   keep-alive connections driven by its own libev loop; llhttp parses the responses. A call
  *   takes a connection (an idle one, or a new non-blocking connect to the next address in turn),
  *   writes one request, reads one response, and hands the connection back to the idle pool when
- *   the response allows it, or closes it. Addresses were resolved when the config was loaded:
- *   nothing here does DNS.
+ *   the response allows it, or closes it. An idle connection is closed after the upstream's
+ *   idle_timeout, or as soon as the peer closes it. A connect that fails (refused, unreachable,
+ *   timed out) goes on to the upstream's next address within the call's connect_timeout; an
+ *   address that failed is passed over by new connections for a while (10 s) unless every
+ *   address did. Addresses were resolved when the config was loaded: nothing here does DNS.
  *
  * Results
  *   fa_upstream_call returns a future (future.h) that resolves with

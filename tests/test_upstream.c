@@ -141,6 +141,8 @@ static void *conn_thread(void *arg)
         char *end;
         while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
             ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+            if (r == 0 && len == 0)
+                srv_log(&srv, '~', "eof"); /* the daemon closed a connection between requests */
             if (r <= 0)
                 goto out;
             len += (size_t)r;
@@ -279,17 +281,42 @@ static void srv_stop(srv_t *s)
 
 /* ---- fixture: server + daemon ---- */
 
+/* A listening socket whose accept queue is full (backlog 0, one connection never accepted):
+ * the kernel drops further SYNs, so a connect to it hangs until the connecter gives up. */
+static int bh_lfd = -1, bh_cfd = -1, bh_port, dead_port;
+
+static void blackhole_start(void)
+{
+    bh_lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    cr_assert_eq(bind(bh_lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(bh_lfd, 0), 0);
+    getsockname(bh_lfd, (struct sockaddr *)&a, &alen);
+    bh_port = ntohs(a.sin_port);
+    bh_cfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(bh_cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+}
+
 static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     srv_start(&srv);
-    int dead = fa_td_free_port(); /* nothing listens there */
-    char ups[512];
+    blackhole_start();
+    dead_port = fa_td_free_port(); /* nothing listens there */
+    int dead2 = fa_td_free_port();
+    char ups[1024];
     snprintf(ups, sizeof(ups),
              "upstreams=[{name: svc, addresses: \"127.0.0.1:%d\"},"
              " {name: small, addresses: [\"127.0.0.1:%d\"], max_response_bytes: 64k},"
-             " {name: dead, addresses: \"127.0.0.1:%d\", connect_timeout: 500ms}]",
-             srv.port, srv.port, dead);
+             " {name: dead, addresses: \"127.0.0.1:%d\", connect_timeout: 500ms},"
+             " {name: fo, addresses: [\"127.0.0.1:%d\", \"127.0.0.1:%d\"], pool_size: 0},"
+             " {name: alldead, addresses: [\"127.0.0.1:%d\", \"127.0.0.1:%d\"]},"
+             " {name: bh, addresses: [\"127.0.0.1:%d\", \"127.0.0.1:%d\"], pool_size: 0,"
+             " connect_timeout: 2s},"
+             " {name: brief, addresses: \"127.0.0.1:%d\", idle_timeout: 100ms}]",
+             srv.port, srv.port, dead_port, dead_port, srv.port, dead_port, dead2, bh_port,
+             srv.port, srv.port);
     const char *ov[] = {ups, NULL};
     cr_assert(fa_td_start(&daemon_, "tests/conf/upstream.yaml", ov), "daemon did not start");
 }
@@ -298,6 +325,8 @@ static void teardown(void)
 {
     int st = fa_td_stop(&daemon_, SIGTERM, 10);
     srv_stop(&srv);
+    close(bh_cfd);
+    close(bh_lfd);
     cr_expect_neq(st, -1, "the daemon had to be killed");
     cr_expect(!fa_td_log_has(&daemon_, "futures still live", 0), "futures leaked at exit");
 }
@@ -430,6 +459,9 @@ Test(upstream, bad_upstreams_answer_502_and_the_worker_goes_on)
          "GET /big: response larger than max_response_bytes (65536)"},
         {"/refused", "dead: upstream dead: connect: Connection refused",
          "GET /x: connect: Connection refused"},
+        {"/alldead", "alldead: upstream alldead: connect: Connection refused (every address "
+                     "failed)",
+         "GET /x: connect: Connection refused (every address failed)"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fa_tresp_t *r = resp();
@@ -484,4 +516,67 @@ Test(upstream, keepalive_connections_are_reused)
     pthread_mutex_lock(&srv.mu);
     cr_assert_eq(srv.accepts, 1);
     pthread_mutex_unlock(&srv.mu);
+}
+
+/* How many lines of the daemon's log hold needle. */
+static int log_count(const char *needle)
+{
+    FILE *f = fopen(daemon_.log_path, "r");
+    cr_assert_not_null(f);
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+Test(upstream, a_refused_address_falls_over_to_the_next)
+{
+    /* fo is [dead, alive] with no idle pool: every call connects. The first starts at the dead
+     * address, is refused and goes on to the live one; later calls pass the dead one over. */
+    fa_tresp_t *r = resp();
+    for (int i = 0; i < 4; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/fo/%d", i);
+        cr_assert_eq(get(path, r), 200, "call %d: %s", i, r->body);
+        snprintf(path, sizeof(path), "\"tag\":\"fo%d\"", i);
+        cr_assert(strstr(r->body, path), "%s", r->body);
+    }
+    char needle[96];
+    snprintf(needle, sizeof(needle), "upstream fo: connect to 127.0.0.1:%d: Connection refused",
+             dead_port);
+    cr_assert(fa_td_log_has(&daemon_, needle, 2), "the first call did not try the dead address");
+    cr_assert_eq(log_count(needle), 1, "the dead address was tried again");
+    pthread_mutex_lock(&srv.mu);
+    cr_assert_eq(srv.accepts, 4);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+Test(upstream, a_connect_that_hangs_falls_over_within_the_budget)
+{
+    /* bh is [blackhole, alive], connect_timeout 2s: the blackhole gets half of it, then the
+     * live address answers the same call. */
+    fa_tresp_t *r = resp();
+    cr_assert_eq(get("/bh", r), 200, "%s", r->body);
+    cr_assert(strstr(r->body, "\"tag\":\"bh\""), "%s", r->body);
+    char needle[96];
+    snprintf(needle, sizeof(needle), "upstream bh: connect to 127.0.0.1:%d: Connection timed out",
+             bh_port);
+    cr_assert(fa_td_log_has(&daemon_, needle, 2), "the blackhole was not tried first");
+    /* The next call passes the blackhole over. */
+    cr_assert_eq(get("/bh", r), 200, "%s", r->body);
+    cr_assert_eq(log_count(needle), 1);
+}
+
+Test(upstream, idle_connections_close_after_idle_timeout)
+{
+    /* brief keeps idle connections 100 ms: the server sees the daemon close the connection
+     * between requests, and the next call connects anew. */
+    fa_tresp_t *r = resp();
+    cr_assert_eq(get("/idle", r), 200, "%s", r->body);
+    cr_assert_str_eq(r->body, "{\"brief\":{\"tag\":\"idle\",\"conn\":1}}");
+    cr_assert(srv_log_has(&srv, "~eof", 5000), "the idle connection stayed open: %s", srv.log);
+    cr_assert_eq(get("/idle", r), 200, "%s", r->body);
+    cr_assert_str_eq(r->body, "{\"brief\":{\"tag\":\"idle\",\"conn\":2}}");
 }

@@ -44,6 +44,13 @@ Test(upstream_config, errors_are_located)
                      "2)\nu.yaml:3:27: upstreams[1].addresses: expected \"HOST:PORT\" (a DNS "
                      "name, an IPv4 address or [IPv6 address], port 1..65535), got "
                      "\"127.0.0.1:x\"\n");
+    cr_assert_str_eq(build_errors("upstreams:\n  - name: a\n    addresses: \"127.0.0.1:1\"\n"
+                                  "    idle_timeout: 0s\n  - name: b\n"
+                                  "    addresses: \"127.0.0.1:1\"\n    idle_timeout: soon\n"),
+                     "u.yaml:4:19: upstreams[0].idle_timeout: expected a duration above 0 and at "
+                     "most 1h (seconds, or with unit ms, s, m, h), got \"0s\"\n"
+                     "u.yaml:7:19: upstreams[1].idle_timeout: expected a duration above 0 and at "
+                     "most 1h (seconds, or with unit ms, s, m, h), got \"soon\"\n");
     const char *routes = "upstreams: [{ name: a, addresses: \"127.0.0.1:1\" }]\n"
                          "routes:\n"
                          "  - match: GET /x\n"
@@ -76,10 +83,11 @@ Test(upstream_config, defaults_and_addresses)
     cr_assert_str_eq(u->addrs[0].host, "127.0.0.1:81");
     cr_assert_str_eq(u->addrs[1].text, "[::1]:82");
     cr_assert_str_eq(u->addrs[2].host, "localhost:83");
-    cr_assert_eq(u->pool_size, 32);
+    cr_assert_eq(u->pool_size, 1024);
     cr_assert_eq(u->max_connections, 1024);
     cr_assert_float_eq(u->connect_timeout, 1.0, 1e-9);
     cr_assert_float_eq(u->response_timeout, 10.0, 1e-9);
+    cr_assert_float_eq(u->idle_timeout, 60.0, 1e-9);
     cr_assert_eq(u->max_response_bytes, 1 << 20);
 
     /* The dump names every key and reads back to the same upstream. */
@@ -90,11 +98,12 @@ Test(upstream_config, defaults_and_addresses)
     cr_assert_eq(pread(fd, text, (size_t)n, 0), n);
     close(fd);
     cr_assert(strstr(text, "upstreams:\n  - name: \"u\"\n    addresses: [\"127.0.0.1:81\", "
-                           "\"[::1]:82\", \"localhost:83\"]\n    pool_size: 32\n"),
+                           "\"[::1]:82\", \"localhost:83\"]\n    pool_size: 1024\n"),
               "%s", text);
     fa_config_t *again = fa_config_load_buf("dump.yaml", text, strlen(text), NULL, 0, &errs);
     cr_assert_not_null(again, "%s", errs.text);
     cr_assert_eq(again->upstreams[0].naddrs, u->naddrs);
+    cr_assert(strstr(text, "    idle_timeout: 1m\n"), "%s", text);
     free(text);
     fa_config_free(again);
     fa_config_free(c);
