@@ -88,6 +88,7 @@ char *fa__conn_wreserve(fa_conn_t *c, size_t n);
 void fa__conn_request_done(fa_conn_t *c);
 void fa__http_reset_request(fa_conn_t *c);
 void fa__http_error(fa_conn_t *c, llhttp_errno_t err);
+size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refused);
 void fa__http_detach(fa_conn_t *c);
 void fa__http_rebase(fa_conn_t *c, const char *old_base, const char *new_base);
 
