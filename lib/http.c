@@ -159,7 +159,8 @@ static int headers_complete(fa_conn_t *c, const head_t *p)
     r->head = p->method == HTTP_HEAD;
     r->keep_alive = p->keep_alive;
     fa_str_t t = r->target;
-    if (t.len > 7 && (strncasecmp(t.ptr, "http://", 7) == 0 || strncasecmp(t.ptr, "https://", 8) == 0)) {
+    if (t.len > 7 && (t.ptr[0] | 0x20) == 'h' &&
+        (strncasecmp(t.ptr, "http://", 7) == 0 || strncasecmp(t.ptr, "https://", 8) == 0)) {
         /* absolute-form (RFC 9112 3.2.2): a server must accept it; the authority is dropped */
         const char *auth = memchr(t.ptr, '/', t.len) + 2;
         const char *slash = memchr(auth, '/', (size_t)(t.ptr + t.len - auth));
