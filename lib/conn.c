@@ -423,17 +423,27 @@ void fa__conn_process(fa_conn_t *c)
             break;
         }
         const char *data = c->rbuf + c->rstart;
-        llhttp_errno_t err = llhttp_execute(&c->parser, data, c->rend - c->rstart);
-        if (err == HPE_OK) {
-            c->rstart = c->rend;
+        bool refused = false;
+        size_t fast = c->state == FA_CONN_IDLE
+                          ? fa__http_parse_fast(c, data, c->rend - c->rstart, &refused)
+                          : 0;
+        if (refused)
             break;
+        if (fast) {
+            c->rstart += fast;
+        } else {
+            llhttp_errno_t err = llhttp_execute(&c->parser, data, c->rend - c->rstart);
+            if (err == HPE_OK) {
+                c->rstart = c->rend;
+                break;
+            }
+            if (err != HPE_PAUSED) {
+                fa__http_error(c, err);
+                break;
+            }
+            c->rstart += (size_t)(llhttp_get_error_pos(&c->parser) - data);
+            llhttp_resume(&c->parser);
         }
-        if (err != HPE_PAUSED) {
-            fa__http_error(c, err);
-            break;
-        }
-        c->rstart += (size_t)(llhttp_get_error_pos(&c->parser) - data);
-        llhttp_resume(&c->parser);
 
         /* A complete request. */
         fa_req_t *r = &c->req;

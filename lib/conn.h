@@ -96,6 +96,7 @@ size_t fa__conn_mem(const fa_conn_t *c);
 int fa__conn_mem_admit(fa_conn_t *c, size_t n, const char **msg);
 void fa__http_reset_request(fa_conn_t *c);
 void fa__http_error(fa_conn_t *c, llhttp_errno_t err);
+size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refused);
 void fa__http_detach(fa_conn_t *c);
 void fa__http_rebase(fa_conn_t *c, const char *old_base, const char *new_base);
 

@@ -132,13 +132,20 @@ static bool token_eq(fa_str_t v, const char *s)
     return v.len == n && strncasecmp(v.ptr, s, n) == 0;
 }
 
+/* What the header section said about framing, from llhttp or from the fast path. */
+typedef struct {
+    uint8_t http_major, http_minor;
+    unsigned method; /* llhttp's method number */
+    bool keep_alive, chunked, has_length;
+    uint64_t content_length;
+} head_t;
+
 /*
  * Runs once the header section is complete: checks the version, the framing and the body limit,
  * answers "Expect: 100-continue", and splits the target into path and query.
  */
-static int on_headers_complete(llhttp_t *p)
+static int headers_complete(fa_conn_t *c, const head_t *p)
 {
-    fa_conn_t *c = conn_of(p);
     fa_req_t *r = &c->req;
     const fa_config_t *cfg = c->worker->config;
 
@@ -150,9 +157,10 @@ static int on_headers_complete(llhttp_t *p)
     r->method_str.ptr = llhttp_method_name((llhttp_method_t)p->method);
     r->method_str.len = strlen(r->method_str.ptr);
     r->head = p->method == HTTP_HEAD;
-    r->keep_alive = llhttp_should_keep_alive(p);
+    r->keep_alive = p->keep_alive;
     fa_str_t t = r->target;
-    if (t.len > 7 && (strncasecmp(t.ptr, "http://", 7) == 0 || strncasecmp(t.ptr, "https://", 8) == 0)) {
+    if (t.len > 7 && (t.ptr[0] | 0x20) == 'h' &&
+        (strncasecmp(t.ptr, "http://", 7) == 0 || strncasecmp(t.ptr, "https://", 8) == 0)) {
         /* absolute-form (RFC 9112 3.2.2): a server must accept it; the authority is dropped */
         const char *auth = memchr(t.ptr, '/', t.len) + 2;
         const char *slash = memchr(auth, '/', (size_t)(t.ptr + t.len - auth));
@@ -174,7 +182,7 @@ static int on_headers_complete(llhttp_t *p)
         r->query = (fa_str_t){t.ptr + t.len, 0};
     }
 
-    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool chunked = p->chunked;
     unsigned hosts = 0;
     for (unsigned i = 0; i < r->nheaders; i++) {
         fa_header_t *h = &r->headers[i];
@@ -196,12 +204,12 @@ static int on_headers_complete(llhttp_t *p)
      * Node's server does, since nothing here routes by host. */
     if (hosts > 1)
         return reject(c, 400, "more than one Host header");
-    if (p->flags & F_CONTENT_LENGTH) {
+    if (p->has_length) {
         r->content_length = p->content_length;
         if (p->content_length > cfg->limits.body_bytes)
             return reject(c, 413, "request body too large");
     }
-    bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    bool has_body = chunked || (p->has_length && p->content_length > 0);
     /* Routed now, so that a route can take its body as it arrives (batches). */
     fa_app_begin(c->worker->app, r);
     if (has_body && !chunked && p->content_length > c->rcap / 2 && !fa_app_streams_body(r)) {
@@ -222,6 +230,20 @@ static int on_headers_complete(llhttp_t *p)
     c->state = FA_CONN_BODY;
     r->action = "reading request body";
     return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    head_t h = {
+        .http_major = p->http_major,
+        .http_minor = p->http_minor,
+        .method = p->method,
+        .keep_alive = llhttp_should_keep_alive(p),
+        .chunked = (p->flags & F_CHUNKED) != 0,
+        .has_length = (p->flags & F_CONTENT_LENGTH) != 0,
+        .content_length = p->content_length,
+    };
+    return headers_complete(conn_of(p), &h);
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -281,6 +303,172 @@ const llhttp_settings_t fa__http_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/* ---- the fast path ---- */
+
+/* Header name bytes (RFC 9110 tchar). */
+static const bool name_char[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* Request-target bytes taken here: path and query characters of RFC 3986 (unreserved,
+ * sub-delims, ':', '@', '/', '?', '%'). Anything else ('#', quotes, brackets, bytes >= 0x80)
+ * is left to llhttp. */
+static const bool target_char[256] = {
+    ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1,
+    ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, [':'] = 1, ['@'] = 1, ['/'] = 1, ['?'] = 1,
+    ['%'] = 1,
+};
+
+/* Header value bytes: visible ASCII, space and tab (obs-text is left to llhttp). */
+static const bool value_char[256] = {['\t'] = 1, [' ' ... '~'] = 1};
+
+#define FAST_MAX_HEADERS 32
+
+static bool name_is(fa_str_t n, const char *lower, size_t len)
+{
+    return n.len == len && strncasecmp(n.ptr, lower, len) == 0;
+}
+
+/*
+ * Takes one whole request from buf[0..len) without llhttp when it is in the plain shape nearly
+ * every client sends: a request line "METHOD /target HTTP/1.1" with a common method, token header
+ * names, single-line values of visible ASCII, CRLF line ends, a Content-Length (or no body) and
+ * no Transfer-Encoding, Upgrade or unusual Connection, with the whole body already buffered. It
+ * first checks all of that and only then calls the same callbacks llhttp would, in the same order
+ * with the same views, so the request is what llhttp would have built. Anything else, including a
+ * request still arriving, returns 0 having done nothing, and llhttp parses it from its first byte.
+ * Only runs between requests (the parser is at a message boundary, where skipping whole messages
+ * leaves it consistent). Returns the bytes taken; *refused when a callback refused the request,
+ * which has then been answered with an error as llhttp's HPE_USER would have been.
+ */
+size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refused)
+{
+    static const struct {
+        char text[8];
+        uint8_t len, method;
+    } methods[] = {
+        {"GET ", 4, HTTP_GET},       {"POST ", 5, HTTP_POST},   {"PUT ", 4, HTTP_PUT},
+        {"HEAD ", 5, HTTP_HEAD},     {"DELETE ", 7, HTTP_DELETE}, {"PATCH ", 6, HTTP_PATCH},
+        {"OPTIONS ", 8, HTTP_OPTIONS},
+    };
+    const char *p = buf, *end = buf + len;
+    head_t h = {.http_major = 1, .http_minor = 1, .keep_alive = true};
+    size_t mi = 0;
+    for (; mi < FA_ARRAY_SIZE(methods); mi++)
+        if (len > methods[mi].len && memcmp(p, methods[mi].text, methods[mi].len) == 0)
+            break;
+    if (mi == FA_ARRAY_SIZE(methods))
+        return 0;
+    h.method = methods[mi].method;
+    p += methods[mi].len;
+    const char *target = p;
+    if (*p != '/')
+        return 0;
+    while (p < end && target_char[(unsigned char)*p])
+        p++;
+    size_t target_len = (size_t)(p - target);
+    if (end - p < 11 || memcmp(p, " HTTP/1.1\r\n", 11) != 0)
+        return 0;
+    p += 11;
+
+    fa_header_t hs[FAST_MAX_HEADERS];
+    unsigned n = 0;
+    for (;;) {
+        if (end - p < 2)
+            return 0;
+        if (p[0] == '\r') {
+            if (p[1] != '\n')
+                return 0;
+            p += 2;
+            break;
+        }
+        const char *name = p;
+        while (p < end && name_char[(unsigned char)*p])
+            p++;
+        if (p == name || p == end || *p != ':' || n == FAST_MAX_HEADERS)
+            return 0;
+        fa_str_t nm = {name, (size_t)(p - name)};
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *value = p;
+        while (p < end && value_char[(unsigned char)*p])
+            p++;
+        /* CRLF right after a non-empty value that does not end in whitespace. */
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n' || p == value || p[-1] == ' ' ||
+            p[-1] == '\t')
+            return 0;
+        fa_str_t v = {value, (size_t)(p - value)};
+        p += 2;
+        switch (nm.len) {
+        case 7:
+            if (name_is(nm, "upgrade", 7))
+                return 0;
+            break;
+        case 10:
+            if (name_is(nm, "connection", 10)) {
+                if (name_is(v, "close", 5))
+                    h.keep_alive = false;
+                else if (!name_is(v, "keep-alive", 10))
+                    return 0;
+            }
+            break;
+        case 14:
+            if (name_is(nm, "content-length", 14)) {
+                if (h.has_length || v.len > 15)
+                    return 0;
+                uint64_t cl = 0;
+                for (size_t i = 0; i < v.len; i++) {
+                    if (v.ptr[i] < '0' || v.ptr[i] > '9')
+                        return 0;
+                    cl = cl * 10 + (uint64_t)(v.ptr[i] - '0');
+                }
+                h.has_length = true;
+                h.content_length = cl;
+            }
+            break;
+        case 16:
+            if (name_is(nm, "proxy-connection", 16))
+                return 0;
+            break;
+        case 17:
+            if (name_is(nm, "transfer-encoding", 17))
+                return 0;
+            break;
+        }
+        hs[n++] = (fa_header_t){nm, v};
+    }
+    size_t body_len = h.has_length ? (size_t)h.content_length : 0;
+    if (h.has_length && h.content_length > (uint64_t)(end - p))
+        return 0; /* the body is still arriving */
+
+    /* A well-formed request llhttp would take as it is: the same callbacks, in its order. */
+    llhttp_t *lp = &c->parser;
+    *refused = true;
+    (void)on_message_begin(lp);
+    if (on_url(lp, target, target_len) != 0)
+        goto refuse;
+    for (unsigned i = 0; i < n; i++) {
+        if (on_header_field(lp, hs[i].name.ptr, hs[i].name.len) != 0 ||
+            on_header_value(lp, hs[i].value.ptr, hs[i].value.len) != 0)
+            goto refuse;
+    }
+    if (headers_complete(c, &h) != 0)
+        goto refuse;
+    if (body_len && on_body(lp, p, body_len) != 0)
+        goto refuse;
+    (void)on_message_complete(lp);
+    *refused = false;
+    c->worker->stats.requests_fast++;
+    return (size_t)(p + body_len - buf);
+refuse:
+    fa__http_error(c, HPE_USER);
+    return (size_t)(p + body_len - buf);
+}
 
 /*
  * The read buffer is full in the middle of a request's body: copy what the request still points

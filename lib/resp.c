@@ -114,7 +114,13 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
     char *start = fa__conn_wreserve(c, need), *p = start;
     const char *reason = fa_http_reason(status);
     p = PUT_LIT(p, "HTTP/1.1 ");
-    p = fa_put_uint(p, (uint64_t)status);
+    if (status >= 100 && status <= 999) { /* always, in practice: three digits without division loops */
+        *p++ = (char)('0' + status / 100);
+        *p++ = (char)('0' + status / 10 % 10);
+        *p++ = (char)('0' + status % 10);
+    } else {
+        p = fa_put_uint(p, (uint64_t)status);
+    }
     *p++ = ' ';
     p = fa_put(p, reason, strlen(reason));
     p = PUT_LIT(p, "\r\n");

@@ -29,6 +29,7 @@ typedef struct {
 /* Per-worker counters; plain integers, only the worker writes them. */
 typedef struct {
     uint64_t requests;
+    uint64_t requests_fast; /* of which parsed by the fast path (fa__http_parse_fast), not llhttp */
     uint64_t connections_total;
     uint64_t responses[6]; /* by status class: [1] 1xx ... [5] 5xx, [0] other */
     uint64_t accept_errors;

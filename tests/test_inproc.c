@@ -219,3 +219,108 @@ Test(inproc, a_recycled_connection_gives_back_a_large_output_buffer)
         cr_assert_leq(f->wcap, 64 * 1024, "a recycled connection keeps a %zu-byte output buffer",
                       f->wcap);
 }
+
+/* ---- the HTTP fast path against llhttp ---- */
+
+/* The shipped config with limits small enough for the fast path to meet them (it takes at most
+ * 32 header fields): a refusal from a callback must read the same whichever parser ran it. */
+static void setup_small_limits(void)
+{
+    char err[1024];
+    static const char *const ov[] = {"limits.max_headers=5", "limits.uri_bytes=64"};
+    fa_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+    cr_assert(fa_inproc_init(&ip, "conf/fasterapid.yaml", ov, 2, 4096, err, sizeof(err)), "%s",
+              err);
+}
+
+TestSuite(inproc_fast, .init = setup_small_limits, .fini = teardown, .timeout = 120);
+
+#define EV24 "{\"userId\":\"x\",\"value\":1}"
+
+/* Each is followed by "GET /health" in the same write, so whether the connection went on (and
+ * how) shows too. */
+static const char *const fast_cases[] = {
+    "GET /health HTTP/1.1\r\nHost: a\r\n\r\n",
+    "GET /health HTTP/1.1\r\n\r\n",
+    "HEAD /health HTTP/1.1\r\nHost: a\r\n\r\n",
+    "GET /health?x=1&y=%20z;w=(a)*!$'+,:@/ HTTP/1.1\r\n\r\n",
+    "GET /health#frag HTTP/1.1\r\n\r\n",
+    "GET /he\"alth HTTP/1.1\r\n\r\n",
+    "GET http://a/health HTTP/1.1\r\n\r\n",
+    "GET * HTTP/1.1\r\n\r\n",
+    "OPTIONS * HTTP/1.1\r\n\r\n",
+    "OPTIONS /health HTTP/1.1\r\n\r\n",
+    "DELETE /stats HTTP/1.1\r\n\r\n",
+    "PATCH /nope HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+    "PUT /event HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    "get /health HTTP/1.1\r\n\r\n",
+    "GET  /health HTTP/1.1\r\n\r\n",
+    "GET /health  HTTP/1.1\r\n\r\n",
+    "GET /health HTTP/1.0\r\n\r\n",
+    "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "GET /health HTTP/2.0\r\n\r\n",
+    "GET /health HTTP/1.1\n\n",
+    "GET /health HTTP/1.1\r\nHost: a\n\r\n",
+    "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    "GET /health HTTP/1.1\r\nConnection: CLOSE\r\n\r\n",
+    "GET /health HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n",
+    "GET /health HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+    "GET /health HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+    "GET /health HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+    "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX-A!#$%&'*+.^_`|~: v\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX: a\tb  c\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX:   lead\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX: trail \r\n\r\n",
+    "GET /health HTTP/1.1\r\nX:\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX : v\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX(: v\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX: a\x01\r\n\r\n",
+    "GET /health HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+    "GET /health HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n",
+    "GET /health HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n\r\n",
+    "GET /health?aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n",
+    "GET /health?aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n",
+    "POST /event HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length:24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\ncontent-length: 0024\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 24 \r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: +24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 24\r\nContent-Length: 24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 20\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n18\r\n" EV24 "\r\n0\r\n\r\n",
+    "POST /event HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nExpect: something\r\nContent-Length: 24\r\n\r\n" EV24,
+    "POST /event HTTP/1.1\r\nContent-Length: 12\r\n\r\n{\"userId\":1}",
+    "POST /event HTTP/1.1\r\n\r\n",
+    "POST /events HTTP/1.1\r\nContent-Length: 49\r\n\r\n" EV24 "\n{\"userId\":\"y\",\"value\":2}",
+    "POST /events HTTP/1.1\r\nContent-Length: 40\r\n\r\n[" EV24 ",{\"userId\":2}]   ",
+};
+
+Test(inproc_fast, a_request_reads_the_same_to_the_fast_path_and_to_llhttp)
+{
+    uint64_t fast_before = ip.worker.stats.requests_fast;
+    for (size_t i = 0; i < FA_ARRAY_SIZE(fast_cases); i++) {
+        char text[1024], *whole, *split, why[256];
+        size_t wlen, slen;
+        snprintf(text, sizeof(text), "%sGET /health HTTP/1.1\r\n\r\n", fast_cases[i]);
+        /* Whole: the fast path sees the complete request. Split after its first byte: llhttp
+         * has begun it, so it parses it to the end. */
+        converse(text, 0, &whole, &wlen);
+        converse(text, 1, &split, &slen);
+        cr_assert(wlen == slen && memcmp(whole, split, wlen) == 0,
+                  "case %zu: %s\nfast path:\n%.*s\n--- llhttp ---\n%.*s", i, fast_cases[i],
+                  (int)wlen, whole, (int)slen, split);
+        cr_assert_geq(fa_inproc_check_responses(whole, wlen, true, why, sizeof(why)), 0,
+                      "case %zu: %s", i, why);
+        fa_free(whole);
+        fa_free(split);
+    }
+    /* The comparison means something only if the fast path took a good share of the cases. */
+    uint64_t fast = ip.worker.stats.requests_fast - fast_before;
+    cr_assert_gt(fast, FA_ARRAY_SIZE(fast_cases), "fast path took %llu requests",
+                 (unsigned long long)fast);
+}

@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "json.h"
+#include "json_internal.h"
 #include "pool.h"
 
 #include <math.h>
@@ -791,4 +792,91 @@ Test(json, doubles_are_shortest_round_trip, .init = setup, .fini = teardown)
         cr_assert(memcmp(&back, &v, sizeof(v)) == 0, "%.17g wrote %.*s", v, (int)s.len, s.ptr);
         fa_pool_reset(&pool);
     }
+}
+
+/* ---- the flat-object fast path against the general path ---- */
+
+/* Parses s through the general path and, if the flat path takes it too, checks that both built
+ * the same tokens; returns whether the flat path took it. What the flat path declines goes to the
+ * general path in fa_json_parse, so declining is always correct. */
+static bool flat_agrees(const char *s, size_t n, const fa_json_limits_t *lim)
+{
+    fa_json_t gen, flat;
+    fa_json_error_t err = {0};
+    fa_pool_reset(&pool);
+    int rg = fa__json_parse_path(&gen, &pool, s, n, lim, &err, FA__JSON_GENERAL);
+    int rf = fa__json_parse_path(&flat, &pool, s, n, lim, NULL, FA__JSON_FLAT);
+    if (rf != 0)
+        return false;
+    cr_assert_eq(rg, 0, "flat path accepted what the general path refuses (%s): %.*s", err.msg,
+                 (int)n, s);
+    cr_assert_eq(fa_json_count(&flat), fa_json_count(&gen), "%.*s", (int)n, s);
+    for (int i = 0; i < fa_json_count(&gen); i++) {
+        int a[5], b[5];
+        fa__json_tok_fields(&gen, i, a);
+        fa__json_tok_fields(&flat, i, b);
+        cr_assert_arr_eq(a, b, sizeof(a), "token %d differs: %.*s", i, (int)n, s);
+    }
+    return true;
+}
+
+Test(json, flat_path_builds_the_general_tokens_or_declines, .init = setup, .fini = teardown)
+{
+    static const char *const seeds[] = {
+        MRC,
+        "{}",
+        " { } \n",
+        "{\"a\":1}",
+        "{\"userId\" : \"user_1\" ,\t\"value\" : -0.5e+3 }\r\n",
+        "{\"a\":true,\"b\":false,\"c\":null,\"d\":\"\",\"e\":0,\"f\":-12.25E-2}",
+        "{\"caf\xc3\xa9\":\"\xe2\x82\xac 5\",\"n\":\"tab\\t \\u00e9 \\ud83d\\ude00\"}",
+        "{\"k\\u0031\":1}",
+        "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,"
+        "\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16}",
+    };
+    /* Bytes that matter to the grammar, and a few that are never allowed. */
+    static const char alphabet[] = "{}[]\",:\\ \t\n0159.eE+-tfnulx/\x01\x80\xc3\xff";
+    const size_t nalpha = sizeof(alphabet) - 1;
+    char buf[512];
+    unsigned taken = 0, cases = 0;
+    for (size_t si = 0; si < FA_ARRAY_SIZE(seeds); si++) {
+        const char *s = seeds[si];
+        size_t len = strlen(s);
+        cr_assert(flat_agrees(s, len, NULL), "flat path declined seed %zu: %s", si, s);
+        for (size_t i = 0; i <= len; i++) {
+            taken += flat_agrees(s, i, NULL), cases++; /* every truncation */
+            if (i == len)
+                break;
+            /* deletion of byte i */
+            memcpy(buf, s, i);
+            memcpy(buf + i, s + i + 1, len - i - 1);
+            taken += flat_agrees(buf, len - 1, NULL), cases++;
+            for (size_t a = 0; a < nalpha; a++) {
+                /* substitution of byte i */
+                memcpy(buf, s, len);
+                buf[i] = alphabet[a];
+                taken += flat_agrees(buf, len, NULL), cases++;
+                /* insertion before byte i */
+                memcpy(buf, s, i);
+                buf[i] = alphabet[a];
+                memcpy(buf + i + 1, s + i, len - i);
+                taken += flat_agrees(buf, len + 1, NULL), cases++;
+            }
+        }
+    }
+    /* Both outcomes must have happened many times, or the comparison proved little. */
+    cr_assert_gt(taken, 500, "%u of %u", taken, cases);
+    cr_assert_lt(taken, cases / 2, "%u of %u", taken, cases);
+
+    /* Limits: a token cap below the member count, and 17 members, go to the general path. */
+    fa_json_limits_t lim = {.max_tokens = 4};
+    cr_assert_not(flat_agrees(MRC, strlen(MRC), &lim));
+    lim.max_tokens = 5;
+    cr_assert(flat_agrees(MRC, strlen(MRC), &lim));
+    const char *k17 = "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+                      "\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17}";
+    cr_assert_not(flat_agrees(k17, strlen(k17), NULL));
+    /* Duplicates and escaped keys among several are the general path's (it names the key). */
+    cr_assert_not(flat_agrees("{\"a\":1,\"a\":2}", 13, NULL));
+    cr_assert_not(flat_agrees("{\"\\u0061\":1,\"b\":2}", 18, NULL));
 }
