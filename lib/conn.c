@@ -424,7 +424,7 @@ void fa__conn_process(fa_conn_t *c)
         }
         const char *data = c->rbuf + c->rstart;
         bool refused = false;
-        size_t fast = c->state == FA_CONN_IDLE
+        size_t fast = c->state == FA_CONN_IDLE && !w->llhttp_only
                           ? fa__http_parse_fast(c, data, c->rend - c->rstart, &refused)
                           : 0;
         if (refused)

@@ -71,6 +71,7 @@ struct fa_worker {
     double mem_limit_logged; /* ev_now of the last "memory limit reached" line */
 
     bool stopping;
+    bool llhttp_only; /* never the fast path (fa__http_parse_fast): harnesses compare the two */
     double stop_at; /* ev_now when the graceful stop began */
     ev_timer stop_timer;
     ev_check check;

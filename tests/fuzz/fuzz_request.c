@@ -14,6 +14,9 @@
  * Invariants checked (abort on violation, which libFuzzer reports as a crash): the output is a
  * sequence of well-formed responses (fa_inproc_check_responses); a half-closed client sees EOF;
  * after the hang-up no connection, closing connection, future or timer is left (fa_inproc_idle).
+ * Differential: when chunks are 64 bytes or more (whole requests reach the plain-request fast
+ * path, fa__http_parse_fast), the same conversation is replayed with the worker on llhttp alone
+ * (llhttp_only), and both must answer byte for byte the same, Date lines aside.
  * Leaks are LeakSanitizer's job (libFuzzer checks each input that allocates more than it frees).
  */
 #include "support/inproc.h"
@@ -25,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,8 +37,8 @@
 #endif
 
 static fa_inproc_t ip;
-static char *out;
-static size_t out_cap;
+static char *out, *out_slow; /* the conversation's output; the llhttp-only rerun's */
+static size_t out_cap, out_slow_cap;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,13 +75,14 @@ static void fail(const char *what, const char *why)
     abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * One conversation: the input delivered as ctl says, the server's output collected into *buf
+ * (*len bytes). Checks the invariants that hold whatever the parser (see the top of the file).
+ */
+static void converse(const uint8_t *data, size_t size, unsigned ctl, char **buf, size_t *len,
+                     size_t *cap)
 {
     static const size_t chunks[8] = {1, 2, 3, 7, 16, 64, 512, SIZE_MAX};
-    if (size == 0)
-        return 0;
-    unsigned ctl = data[0];
-    data++, size--;
     size_t max_chunk = chunks[(ctl >> 2) & 7];
     unsigned end_mode = ctl & 3;
     uint32_t seed = (uint32_t)(ctl * 2654435761u) ^ (uint32_t)size ^ 0x9e3779b9u;
@@ -97,33 +102,86 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t k = 1 + rng_next(&seed) % max_chunk; /* FA_MIN evaluates twice */
             n = FA_MIN(n, k);
         }
-        open = fa_inproc_send(&ip, fd, data + off, n, &out, &out_len, &out_cap);
+        open = fa_inproc_send(&ip, fd, data + off, n, buf, &out_len, cap);
         off += n;
         if (open)
-            open = !fa_inproc_run(&ip, fd, &out, &out_len, &out_cap);
+            open = !fa_inproc_run(&ip, fd, buf, &out_len, cap);
     }
     bool eof = !open;
     if (open && end_mode == 1) {
         shutdown(fd, SHUT_WR);
-        eof = fa_inproc_settle(&ip, fd, &out, &out_len, &out_cap, 5.0);
+        eof = fa_inproc_settle(&ip, fd, buf, &out_len, cap, 5.0);
         if (!eof)
             fail("half-closed client", "the server neither answered nor closed");
     } else if (!eof) {
-        eof = fa_inproc_run(&ip, fd, &out, &out_len, &out_cap);
+        eof = fa_inproc_run(&ip, fd, buf, &out_len, cap);
     }
 
     char why[256];
-    if (fa_inproc_check_responses(out, out_len, false, why, sizeof(why)) < 0) {
-        fprintf(stderr, "output (%zu bytes):\n%.*s\n", out_len, (int)FA_MIN(out_len, 4096), out);
+    if (fa_inproc_check_responses(*buf, out_len, false, why, sizeof(why)) < 0) {
+        fprintf(stderr, "output (%zu bytes):\n%.*s\n", out_len, (int)FA_MIN(out_len, 4096), *buf);
         fail("responses", why);
     }
     fa_inproc_hangup(&ip, fd);
     if (!fa_inproc_idle(&ip, why, sizeof(why)))
         fail("after hang-up", why);
+    *len = out_len;
+}
+
+/* Removes the "Date: ...\r\n" lines (the only bytes that depend on the clock) in place. */
+static size_t strip_dates(char *p, size_t n)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < n;) {
+        if ((r == 0 || p[r - 1] == '\n') && n - r >= 6 && memcmp(p + r, "Date: ", 6) == 0) {
+            const char *eol = memchr(p + r, '\n', n - r);
+            if (eol) {
+                r = (size_t)(eol - p) + 1;
+                continue;
+            }
+        }
+        p[w++] = p[r++];
+    }
+    return w;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    unsigned ctl = data[0];
+    data++, size--;
+    size_t out_len = 0;
+    converse(data, size, ctl, &out, &out_len, &out_cap);
+    if (((ctl >> 2) & 7) >= 5) {
+        /* Chunks this large let whole requests reach the plain-request fast path: llhttp alone
+         * must answer byte for byte the same (Date lines aside). */
+        size_t slow_len = 0;
+        ip.worker.llhttp_only = true;
+        converse(data, size, ctl, &out_slow, &slow_len, &out_slow_cap);
+        ip.worker.llhttp_only = false;
+        size_t a = strip_dates(out, out_len), b = strip_dates(out_slow, slow_len);
+        if (a != b || memcmp(out, out_slow, a) != 0) {
+            size_t i = 0;
+            while (i < a && i < b && out[i] == out_slow[i])
+                i++;
+            size_t from = i > 200 ? i - 200 : 0;
+            fprintf(stderr, "fast path (%zu bytes) and llhttp (%zu bytes) differ at byte %zu:\n"
+                    "--- fast:\n%.*s\n--- llhttp:\n%.*s\n", a, b, i,
+                    (int)FA_MIN(a - from, (size_t)600), out + from,
+                    (int)FA_MIN(b - from, (size_t)600), out_slow + from);
+            fail("differential", "the fast path and llhttp answered differently");
+        }
+    }
     if (out_cap > (1u << 20)) { /* do not keep a huge buffer around between inputs */
         fa_free(out);
         out = NULL;
         out_cap = 0;
+    }
+    if (out_slow_cap > (1u << 20)) {
+        fa_free(out_slow);
+        out_slow = NULL;
+        out_slow_cap = 0;
     }
     return 0;
 }
