@@ -47,7 +47,7 @@ fa_fut_t *fa__materialize(fa_future_t f)
     if (FA_UNLIKELY(!s))
         return NULL;
     s->state = (uint8_t)f._imm;
-    s->value = f._v;
+    s->value = fa__imm_value(f);
     return s;
 }
 
@@ -144,7 +144,7 @@ static void settle_follow(fa_fut_t *c, fa_result_t r)
 {
     if (r.follow._imm) { /* the callback returned a settled result: take it as it is */
         r.state = r.follow._imm;
-        r.value = r.follow._v;
+        r.value = fa__imm_value(r.follow);
     } else {
         fa_fut_t *u = adoptable(r.follow, c, c->sched);
         if (u) {
@@ -192,7 +192,6 @@ void fa__fut_run(void *fut)
 {
     fa_fut_t *s = fut;
     uint8_t flags = s->flags;
-    s->flags = flags & (uint8_t)~FA__F_QUEUED;
     if (FA_LIKELY(!(flags & (FA__F_DEAD | FA__F_DONE)))) {
         fa_fut_t *c = s->consumer;
         /* The common case, a then stage on a value, without the general dispatch. */
@@ -227,6 +226,17 @@ void fa__fut_run(void *fut)
     fa_sched_t *sched = s->sched;
     fa__fut_free(s);
     cb(sched, data, &r);
+}
+
+/* The end of a then stage run from fa__fut_run_inline when it is not a plain value: c was
+ * cancelled by its own callback, or the callback returned a future to follow. */
+void fa__then_settle_slow(fa_fut_t *c, fa_result_t r)
+{
+    if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
+        fa__cancelled_while_running(c, r);
+        return;
+    }
+    settle(c, r);
 }
 
 /* Calls a stage callback with c marked running: a cancel of c from inside only flags it, and
@@ -329,13 +339,16 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
 /* Detaches u from its consumer and dooms it: its generation moves on at once, so every handle
  * (the producer's promise too) is stale from here. A settled u is recycled now or, if it is in
  * the run queue, when the drain reaches it; a running one is flagged for its runner to finish;
- * a pending one goes on the work list to have its own inputs cancelled. */
-void fa__drop(fa_fut_t *u, fa_fut_t **work)
+ * a pending one goes on the work list to have its own inputs cancelled.
+ * No flag says "queued": a settled future is in the run queue exactly when it has a consumer
+ * (had_consumer) that has not taken its result yet (a combinator input keeps
+ * FA__F_DELIVERED once taken; any other future is recycled when taken). */
+void fa__drop(fa_fut_t *u, fa_fut_t **work, bool had_consumer)
 {
     u->consumer = NULL;
     u->gen++;
-    if (u->state != FA_FUT_PENDING || (u->flags & FA__F_DELIVERED)) {
-        if (u->flags & FA__F_QUEUED)
+    if (u->state != FA_FUT_PENDING) {
+        if (had_consumer && !(u->flags & FA__F_DELIVERED))
             u->flags |= FA__F_DEAD;
         else
             fut_put(u);
@@ -359,7 +372,7 @@ void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work)
             fa_recycler_put(r, u);
             continue;
         }
-        fa__drop(u, work);
+        fa__drop(u, work, true);
     }
     c->upstream = NULL;
 }
@@ -408,8 +421,9 @@ int fa_future_cancel(fa_future_t f)
     if (s->consumer && !(s->flags & FA__F_DONE))
         return -EBUSY;
     fa_fut_t *work = NULL;
+    bool had_done = s->flags & FA__F_DONE;
     s->flags &= (uint8_t)~FA__F_DONE;
-    fa__drop(s, &work);
+    fa__drop(s, &work, had_done);
     fa__cancel_run(work);
     return 0;
 }
@@ -521,11 +535,12 @@ int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
     if (sched->_inline >= FA_FUTURE_INLINE_DEPTH)
         return fa__then_deep(f, FA__K_CATCH, (void (*)(void))cb, data, out);
     fa_error_t e;
-    memcpy(&e, &f._v, sizeof(e));
+    fa_value_t v = fa__imm_value(f);
+    memcpy(&e, &v, sizeof(e));
     sched->_inline++;
     fa_result_t r = cb(sched, data, e);
     sched->_inline--;
-    return fa__imm_result(sched, r, out);
+    return fa__imm_result(sched, &r, out);
 }
 
 int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
@@ -535,7 +550,7 @@ int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *
     fa_sched_t *sched = f._s;
     if (sched->_inline >= FA_FUTURE_INLINE_DEPTH)
         return fa__then_deep(f, FA__K_FINALLY, (void (*)(void))cb, data, out);
-    fa_result_t r = {.state = f._imm, .value = f._v};
+    fa_result_t r = {.state = f._imm, .value = fa__imm_value(f)};
     sched->_inline++;
     cb(sched, data, &r);
     sched->_inline--;

@@ -42,7 +42,7 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s);
 void fa__comb_deliver(fa_fut_t *c, fa_fut_t *s);
 void fa__comb_finish(fa_fut_t *c, fa_result_t r);
 bool fa__cancelled_while_running(fa_fut_t *c, fa_result_t r);
-void fa__drop(fa_fut_t *u, fa_fut_t **work);
+void fa__drop(fa_fut_t *u, fa_fut_t **work, bool had_consumer);
 void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work);
 void fa__cancel_run(fa_fut_t *work);
 void fa__cancel_doomed(fa_fut_t *c);

@@ -3,6 +3,7 @@
  */
 #include "sched.h"
 #include "alloc.h"
+#include "future.h" /* fa__fut_run_inline: the drain runs queued futures without a call */
 
 #include <string.h>
 
@@ -100,7 +101,7 @@ size_t fa_sched_drain(fa_sched_t *sched, size_t max)
             sched->_tailp = &sched->_head;
         ran++;
         if (h & 1) {
-            fa__fut_run(link);
+            fa__fut_run_inline((fa_fut_t *)link);
         } else {
             fa_task_t *t = FA_CONTAINER_OF(link, fa_task_t, _next);
             t->_run(t);
