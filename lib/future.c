@@ -411,12 +411,9 @@ void fa__cancel_doomed(fa_fut_t *c)
     fa__cancel_run(c);
 }
 
-int fa_future_cancel(fa_future_t f)
+int fa__cancel_obj(fa_fut_t *s, uint32_t gen)
 {
-    if (f._imm)
-        return 0; /* an immediate holds nothing */
-    fa_fut_t *s = f._p;
-    if (!s || s->gen != f._gen)
+    if (!s || s->gen != gen)
         return -ESTALE;
     if (s->consumer && !(s->flags & FA__F_DONE))
         return -EBUSY;
@@ -514,19 +511,21 @@ static int chain_on(fa_fut_t *u, uint8_t kind, void (*cb)(void), void *data, fa_
     return 0;
 }
 
-static int chain(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
+/* A stage on an object future (the inline wrappers in future_inline.h pass the handle as
+ * scalars). */
+int fa__chain_obj(fa_fut_t *u, uint32_t gen, uint8_t kind, void (*cb)(void), void *data,
+                  fa_future_t *out)
 {
-    int rc = fa__check_input(f);
-    if (FA_UNLIKELY(rc))
-        return rc;
-    return chain_on(f._p, kind, cb, data, out);
+    if (FA_UNLIKELY(!u || u->gen != gen))
+        return -ESTALE;
+    if (FA_UNLIKELY(u->consumer != NULL))
+        return -EBUSY;
+    return chain_on(u, kind, cb, data, out);
 }
 
 /* catch and finally on an immediate run inline, like then (see fa_future_then). */
-int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
+int fa__catch_imm(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
 {
-    if (!f._imm)
-        return chain(f, FA__K_CATCH, (void (*)(void))cb, data, out);
     if (f._imm != FA_FUT_REJECTED) {
         *out = f; /* a value passes a catch stage by */
         return 0;
@@ -543,10 +542,8 @@ int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
     return fa__imm_result(sched, &r, out);
 }
 
-int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
+int fa__finally_imm(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
 {
-    if (!f._imm)
-        return chain(f, FA__K_FINALLY, (void (*)(void))cb, data, out);
     fa_sched_t *sched = f._s;
     if (sched->_inline >= FA_FUTURE_INLINE_DEPTH)
         return fa__then_deep(f, FA__K_FINALLY, (void (*)(void))cb, data, out);

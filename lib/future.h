@@ -282,9 +282,9 @@ static inline int fa_future_get(fa_future_t f, fa_result_t *out);
 /** out resolves with cb(value) once f resolves; if f rejects, cb is skipped and out rejects. */
 static inline int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out);
 /** out rejects or resolves with cb(error) if f rejects; if f resolves, out resolves the same. */
-int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out);
+static inline int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out);
 /** out settles like f after cb(result) has run; cb also runs if the chain is cancelled. */
-int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out);
+static inline int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out);
 
 /**
  * The terminal consumer: cb(result) runs from the drain once *f settles (never inside this
@@ -304,7 +304,7 @@ static inline int fa_future_done(fa_future_t *f, fa_done_cb cb, void *data);
  * or already cancelled: a no-op); -EBUSY if f has a consumer other than done (cancel the end of
  * the chain instead).
  */
-int fa_future_cancel(fa_future_t f);
+static inline int fa_future_cancel(fa_future_t f);
 
 /* Timers and retries */
 

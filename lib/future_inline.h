@@ -87,7 +87,13 @@ struct fa_fut {
     uint8_t flags;
 };
 
-/* Out-of-line parts (future.c). */
+/* Out-of-line parts (future.c). The handle goes to them as scalars: a 32-byte struct passed by
+ * value is copied through the stack with wide loads over narrow stores (see fa__val_move). */
+int fa__cancel_obj(fa_fut_t *s, uint32_t gen);
+int fa__chain_obj(fa_fut_t *u, uint32_t gen, uint8_t kind, void (*cb)(void), void *data,
+                  fa_future_t *out);
+int fa__catch_imm(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out);
+int fa__finally_imm(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out);
 void fa__then_settle_slow(fa_fut_t *c, fa_result_t r);
 int fa__imm_result_slow(fa_sched_t *sched, fa_result_t r, fa_future_t *out);
 int fa__then_deep(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out);
@@ -296,6 +302,27 @@ FA__HOT int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t
         fa__fut_post(u);
     *out = (fa_future_t){._p = c, ._gen = c->gen};
     return 0;
+}
+
+FA__HOT int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
+{
+    if (f._imm)
+        return fa__catch_imm(f, cb, data, out);
+    return fa__chain_obj(f._p, f._gen, FA__K_CATCH, (void (*)(void))cb, data, out);
+}
+
+FA__HOT int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
+{
+    if (f._imm)
+        return fa__finally_imm(f, cb, data, out);
+    return fa__chain_obj(f._p, f._gen, FA__K_FINALLY, (void (*)(void))cb, data, out);
+}
+
+FA__HOT int fa_future_cancel(fa_future_t f)
+{
+    if (f._imm)
+        return 0; /* an immediate holds nothing */
+    return fa__cancel_obj(f._p, f._gen);
 }
 
 FA__HOT int fa_future_done(fa_future_t *f, fa_done_cb cb, void *data)

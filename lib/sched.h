@@ -13,6 +13,10 @@
  * does not return while work is queued. The prepare and check watchers are unreferenced
  * (ev_unref), so an idle scheduler never keeps ev_run alive on its own.
  *
+ * The queue holds generic tasks (fa_sched_post) and futures (future.c) in one FIFO; the drain
+ * runs a future's common cases inline (fa__fut_run_inline, future_inline.h) and calls a task's
+ * callback. Nothing on the hot path counts: fa_sched_stats walks the queue for its length.
+ *
  * Memory: the scheduler owns two recyclers, one for futures and one for auxiliary combinator
  * state (timers, counters). Each hands out fixed-size objects from slabs taken from fa_malloc:
  * `*_init` objects at fa_sched_init, then slabs on demand up to `*_max` (warm-up). After warm-up
@@ -55,7 +59,7 @@ struct fa_task {
 typedef struct {
     void *_free;        /* free objects, linked through their first word */
     void *_slabs;       /* every slab, linked through its header, for fini */
-    size_t _obj_size;   /* bytes per object, a multiple of 16 */
+    size_t _obj_size;   /* bytes per object, a multiple of 16 (slabs start 64-byte aligned) */
     uint32_t _live;     /* objects handed out and not yet returned */
     uint32_t _total;    /* objects in all slabs */
     uint32_t _max;      /* _total never exceeds this */

@@ -2,7 +2,8 @@
  * test_future.c — futures: ordering, error propagation, every combinator with ready, pending and
  * failing inputs, timeouts, retries, cancellation (also mid-chain and from inside a callback), a
  * 1,000,000-link chain on a flat stack, stale handles, pool exhaustion, and no allocator call
- * after warm-up. Every test ends by running the loop dry and checking that no watcher is active
+ * after warm-up; then/catch/finally on an immediate (ready) future running inline, the bound on
+ * inline nesting, and their order against queued consumers. Every test ends by running the loop dry and checking that no watcher is active
  * and no pooled object is still out.
  */
 #include <criterion/criterion.h>
