@@ -2,12 +2,14 @@
  * future.c — futures, chaining, cancellation, timeout and retry; see future.h for the contract.
  * The collection combinators (all, any, race, some, map, filter, reduce) are in future_comb.c.
  *
- * Every future is one fa_fut_t from its scheduler's recycler. A future points up to what it
+ * An object future is one fa_fut_t from its scheduler's recycler (the layout and the hot paths
+ * are in future_inline.h); an immediate is a handle with no object, which gets one here only
+ * when something must wait on it (fa__materialize). An object future points up to what it
  * waits on (`upstream`: a stage's input, a followed future, or the head of a combinator's input
  * list linked through `sib`) and down to its single consumer (`consumer`, or the done callback).
  * A settled future with a consumer is queued on the scheduler; the drain hands its result to the
  * consumer (deliver) and recycles it. Cancellation walks the upstream links with an explicit work
- * list threaded through the futures' task links, so neither a long chain nor a deep cancel ever
+ * list threaded through the doomed futures' consumer links, so neither a long chain nor a deep cancel ever
  * recurses.
  */
 #include "future_internal.h"
@@ -24,24 +26,11 @@ const char fa_err_empty[] = "no input futures";
 const size_t fa__future_size = sizeof(fa_fut_t);
 const size_t fa__aux_size = sizeof(fa__aux_t);
 
-static_assert(offsetof(fa_fut_t, task) == 0, "the recycler links free futures through task");
-static_assert(sizeof(fa_fut_t) <= 96, "a future should stay within a cache line and a half");
+
+static_assert(offsetof(fa_fut_t, link) == 0, "the recycler and the run queue use the first word");
+static_assert(sizeof(fa_fut_t) == 64, "a future is one cache line");
 
 /* Allocation and recycling */
-
-fa_fut_t *fa__fut_get(fa_sched_t *sched, uint8_t kind)
-{
-    fa_fut_t *s = fa_recycler_get(&sched->_futures);
-    if (FA_UNLIKELY(!s))
-        return NULL;
-    s->sched = sched;
-    s->consumer = NULL;
-    s->upstream = NULL; /* sib is set by whoever links s as an input */
-    s->state = FA_FUT_PENDING;
-    s->kind = kind;
-    s->flags = 0;
-    return s;
-}
 
 /* Recycles a future whose handles are already stale (generation bumped). */
 static inline void fut_put(fa_fut_t *s)
@@ -50,10 +39,16 @@ static inline void fut_put(fa_fut_t *s)
     fa_recycler_put(&s->sched->_futures, s);
 }
 
-void fa__fut_release(fa_fut_t *s)
+/* Gives an immediate an object: a settled future without a consumer, for a caller that must
+ * link or queue it. NULL when the pool is exhausted. */
+fa_fut_t *fa__materialize(fa_future_t f)
 {
-    s->gen++;
-    fut_put(s);
+    fa_fut_t *s = fa__fut_new(f._s, FA__K_READY);
+    if (FA_UNLIKELY(!s))
+        return NULL;
+    s->state = (uint8_t)f._imm;
+    s->value = fa__imm_value(f);
+    return s;
 }
 
 fa__aux_t *fa__aux_get(fa_sched_t *sched, fa_fut_t *owner)
@@ -92,18 +87,7 @@ void fa__future_stop_timers(fa_sched_t *sched)
 
 /* Settling and delivery */
 
-static void on_settled(fa_task_t *task);
-
-static inline void post(fa_fut_t *s)
-{
-    s->flags |= FA__F_QUEUED;
-    fa_sched_post(s->sched, &s->task, on_settled);
-}
-
-void fa__post(fa_fut_t *s)
-{
-    post(s);
-}
+#define post fa__fut_post
 
 static inline fa_result_t result_of(const fa_fut_t *s)
 {
@@ -113,11 +97,12 @@ static inline fa_result_t result_of(const fa_fut_t *s)
     return r;
 }
 
-/* Checks that a handle returned by a callback (a follow) may be adopted. */
-static fa_fut_t *adoptable(fa_future_t h, const fa_fut_t *by)
+/* Checks that an object handle returned by a callback (a follow) may be adopted by a future of
+ * sched (by: the adopting future, or NULL for an immediate's inline callback). */
+static fa_fut_t *adoptable(fa_future_t h, const fa_fut_t *by, const fa_sched_t *sched)
 {
     fa_fut_t *u = h._p;
-    if (!u || u->gen != h._gen || u->consumer || u == by || u->sched != by->sched)
+    if (h._imm || !u || u->gen != h._gen || u->consumer || u == by || u->sched != sched)
         return NULL;
     return u;
 }
@@ -157,8 +142,11 @@ void fa__settle(fa_fut_t *c, fa_result_t r)
 
 static void settle_follow(fa_fut_t *c, fa_result_t r)
 {
-    {
-        fa_fut_t *u = adoptable(r.follow, c);
+    if (r.follow._imm) { /* the callback returned a settled result: take it as it is */
+        r.state = r.follow._imm;
+        r.value = fa__imm_value(r.follow);
+    } else {
+        fa_fut_t *u = adoptable(r.follow, c, c->sched);
         if (u) {
             c->kind = FA__K_PASS;
             c->upstream = NULL;
@@ -177,7 +165,8 @@ static void settle_follow(fa_fut_t *c, fa_result_t r)
 /* A result a callback returned but nobody will take (its future was cancelled meanwhile). */
 void fa__discard(fa_result_t r)
 {
-    if (r.state == FA_FUT_FOLLOW && fa_future_valid(r.follow) && !r.follow._p->consumer)
+    if (r.state == FA_FUT_FOLLOW && !r.follow._imm && fa_future_valid(r.follow) &&
+        !r.follow._p->consumer)
         (void)fa_future_cancel(r.follow);
 }
 
@@ -195,21 +184,20 @@ static inline void run_then_stage(fa_fut_t *c, fa_value_t v)
     settle(c, r);
 }
 
-/* Runs from the drain for every queued future: a future cancelled while queued is recycled; a
- * done callback runs after its future is recycled (so cancelling it from the callback is a
- * harmless no-op); a then stage made from a ready future runs on its stored input; otherwise the
- * result goes to the consumer. */
-static void on_settled(fa_task_t *task)
+/* Runs from the drain for every queued future (the scheduler calls it for entries tagged as
+ * futures): a future cancelled while queued is recycled; a done callback runs after its future
+ * is recycled (so cancelling it from the callback is a harmless no-op); otherwise the result
+ * goes to the consumer. */
+void fa__fut_run(void *fut)
 {
-    fa_fut_t *s = FA_CONTAINER_OF(task, fa_fut_t, task);
+    fa_fut_t *s = fut;
     uint8_t flags = s->flags;
-    s->flags = flags & (uint8_t)~FA__F_QUEUED;
-    if (FA_LIKELY(!(flags & (FA__F_DEAD | FA__F_DONE | FA__F_INPUT)))) {
+    if (FA_LIKELY(!(flags & (FA__F_DEAD | FA__F_DONE)))) {
         fa_fut_t *c = s->consumer;
         /* The common case, a then stage on a value, without the general dispatch. */
         if (FA_LIKELY(c->kind == FA__K_THEN && s->state == FA_FUT_RESOLVED)) {
             fa_value_t v = s->value;
-            fa__fut_release(s);
+            fa__fut_free(s);
             c->upstream = NULL;
             run_then_stage(c, v);
             return;
@@ -230,17 +218,25 @@ static void on_settled(fa_task_t *task)
         fut_put(s);
         return;
     }
-    if (flags & FA__F_INPUT) {
-        s->flags &= (uint8_t)~FA__F_INPUT;
-        run_then_stage(s, s->value);
-        return;
-    }
-    fa_result_t r = result_of(s);
+    fa_result_t r;
+    r.state = s->state;
+    r.value = s->value;
     fa_done_cb cb = s->done;
     void *data = s->done_data;
     fa_sched_t *sched = s->sched;
-    fa__fut_release(s);
+    fa__fut_free(s);
     cb(sched, data, &r);
+}
+
+/* The end of a then stage run from fa__fut_run_inline when it is not a plain value: c was
+ * cancelled by its own callback, or the callback returned a future to follow. */
+void fa__then_settle_slow(fa_fut_t *c, fa_result_t r)
+{
+    if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
+        fa__cancelled_while_running(c, r);
+        return;
+    }
+    settle(c, r);
 }
 
 /* Calls a stage callback with c marked running: a cancel of c from inside only flags it, and
@@ -281,21 +277,21 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
     fa_result_t r = result_of(s);
     switch (c->kind) {
     case FA__K_THEN:
-        fa__fut_release(s);
+        fa__fut_free(s);
         c->upstream = NULL;
         if (r.state == FA_FUT_RESOLVED && !run_then(c, r.value, &r))
             return;
         settle(c, r);
         return;
     case FA__K_CATCH:
-        fa__fut_release(s);
+        fa__fut_free(s);
         c->upstream = NULL;
         if (r.state == FA_FUT_REJECTED && !run_catch(c, r.error, &r))
             return;
         settle(c, r);
         return;
     case FA__K_FINALLY:
-        fa__fut_release(s);
+        fa__fut_free(s);
         c->upstream = NULL;
         c->kind = FA__K_PASS; /* so that a cancel from inside does not call it a second time */
         c->flags |= FA__F_RUNNING;
@@ -306,18 +302,18 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
         settle(c, r);
         return;
     case FA__K_PASS:
-        fa__fut_release(s);
+        fa__fut_free(s);
         settle(c, r);
         return;
     case FA__K_TIMEOUT:
-        fa__fut_release(s);
+        fa__fut_free(s);
         fa__aux_put(c->sched, c->aux);
         c->aux = NULL;
         c->kind = FA__K_PASS;
         settle(c, r);
         return;
     case FA__K_RETRY:
-        fa__fut_release(s);
+        fa__fut_free(s);
         c->upstream = NULL;
         if (r.state == FA_FUT_REJECTED) {
             fa__aux_t *a = c->aux;
@@ -343,22 +339,23 @@ void fa__deliver(fa_fut_t *c, fa_fut_t *s)
 /* Detaches u from its consumer and dooms it: its generation moves on at once, so every handle
  * (the producer's promise too) is stale from here. A settled u is recycled now or, if it is in
  * the run queue, when the drain reaches it; a running one is flagged for its runner to finish;
- * a pending one goes on the work list to have its own inputs cancelled. */
-void fa__drop(fa_fut_t *u, fa_fut_t **work)
+ * a pending one goes on the work list to have its own inputs cancelled.
+ * No flag says "queued": a settled future is in the run queue exactly when it has a consumer
+ * (had_consumer) that has not taken its result yet (a combinator input keeps
+ * FA__F_DELIVERED once taken; any other future is recycled when taken). */
+void fa__drop(fa_fut_t *u, fa_fut_t **work, bool had_consumer)
 {
     u->consumer = NULL;
     u->gen++;
-    if (u->state != FA_FUT_PENDING || (u->flags & FA__F_DELIVERED)) {
-        if (u->flags & FA__F_QUEUED)
+    if (u->state != FA_FUT_PENDING) {
+        if (had_consumer && !(u->flags & FA__F_DELIVERED))
             u->flags |= FA__F_DEAD;
         else
             fut_put(u);
     } else if (u->flags & FA__F_RUNNING) {
         u->flags |= FA__F_CANCELED;
-    } else if (u->flags & FA__F_QUEUED) {
-        u->flags |= FA__F_DEAD; /* a then stage queued with its input: it waits on nothing */
     } else {
-        u->task._next = (fa_task_t *)*work;
+        u->consumer = *work; /* pending, so never queued: upstream (the first word) is live */
         *work = u;
     }
 }
@@ -375,7 +372,7 @@ void fa__drop_inputs(fa_fut_t *c, fa_fut_t **work)
             fa_recycler_put(r, u);
             continue;
         }
-        fa__drop(u, work);
+        fa__drop(u, work, true);
     }
     c->upstream = NULL;
 }
@@ -388,7 +385,7 @@ void fa__cancel_run(fa_fut_t *work)
         .state = FA_FUT_REJECTED, .error = {.code = -ECANCELED, .msg = fa_err_cancelled}};
     while (work) {
         fa_fut_t *x = work;
-        work = (fa_fut_t *)x->task._next;
+        work = x->consumer;
         fa_sched_t *sched = x->sched;
         void (*cb)(void) = x->cb;
         void *data = x->data;
@@ -410,110 +407,90 @@ void fa__cancel_run(fa_fut_t *work)
 /* Cancels c, whose generation has already been bumped. */
 void fa__cancel_doomed(fa_fut_t *c)
 {
-    c->task._next = NULL;
+    c->consumer = NULL;
     fa__cancel_run(c);
 }
 
-int fa_future_cancel(fa_future_t f)
+int fa__cancel_obj(fa_fut_t *s, uint32_t gen)
 {
-    fa_fut_t *s = f._p;
-    if (!s || s->gen != f._gen)
+    if (!s || s->gen != gen)
         return -ESTALE;
     if (s->consumer && !(s->flags & FA__F_DONE))
         return -EBUSY;
     fa_fut_t *work = NULL;
+    bool had_done = s->flags & FA__F_DONE;
     s->flags &= (uint8_t)~FA__F_DONE;
-    fa__drop(s, &work);
+    fa__drop(s, &work, had_done);
     fa__cancel_run(work);
     return 0;
 }
 
-/* Promises and ready futures */
-
-int fa_promise_new(fa_sched_t *sched, fa_promise_t *promise, fa_future_t *future)
-{
-    fa_fut_t *s = fa__fut_get(sched, FA__K_PROMISE);
-    if (FA_UNLIKELY(!s))
-        return -ENOMEM;
-    s->cb = NULL;
-    *promise = (fa_promise_t){s, s->gen};
-    *future = (fa_future_t){s, s->gen};
-    return 0;
-}
-
-static int promise_settle(fa_promise_t p, uint8_t state, fa_value_t v)
-{
-    fa_fut_t *s = p._p;
-    if (!s || s->gen != p._gen)
-        return -ESTALE;
-    if (s->state != FA_FUT_PENDING || s->kind != FA__K_PROMISE)
-        return -EALREADY;
-    s->state = state;
-    s->value = v;
-    if (s->consumer)
-        post(s);
-    return 0;
-}
-
-int fa_promise_resolve(fa_promise_t promise, fa_value_t value)
-{
-    return promise_settle(promise, FA_FUT_RESOLVED, value);
-}
-
-int fa_promise_reject(fa_promise_t promise, fa_error_t error)
-{
-    fa_value_t v;
-    static_assert(sizeof(error) == sizeof(v), "an error and a value share storage");
-    memcpy(&v, &error, sizeof(v));
-    return promise_settle(promise, FA_FUT_REJECTED, v);
-}
+/* Promises and immediates */
 
 int fa_promise_on_cancel(fa_promise_t promise, fa_cancel_cb cb, void *data)
 {
     fa_fut_t *s = promise._p;
     if (!s || s->gen != promise._gen || s->kind != FA__K_PROMISE)
         return -ESTALE;
+    if (s->state != FA_FUT_PENDING)
+        return 0; /* settled: a cancel will never need the hook (and the result owns its storage) */
     s->cb = (void (*)(void))cb;
     s->data = data;
     return 0;
 }
 
-int fa_future_ready(fa_sched_t *sched, fa_value_t value, fa_future_t *out)
+/* A callback run inline on an immediate returned a future to follow (or garbage): an immediate
+ * is taken as it is; an object future is handed over as the result; anything else becomes a
+ * rejection by fa_err_stale. */
+int fa__imm_result_slow(fa_sched_t *sched, fa_result_t r, fa_future_t *out)
 {
-    fa_fut_t *s = fa__fut_get(sched, FA__K_READY);
-    if (FA_UNLIKELY(!s))
-        return -ENOMEM;
-    s->state = FA_FUT_RESOLVED;
-    s->value = value;
-    *out = (fa_future_t){s, s->gen};
+    if (r.state == FA_FUT_FOLLOW) {
+        if (r.follow._imm && r.follow._s == sched) {
+            *out = r.follow;
+            return 0;
+        }
+        if (adoptable(r.follow, NULL, sched)) {
+            *out = r.follow;
+            return 0;
+        }
+    }
+    fa_error_t e = FA_ERROR_STATIC(-ESTALE, fa_err_stale);
+    fa_value_t v;
+    memcpy(&v, &e, sizeof(v));
+    *out = fa__imm(sched, FA_FUT_REJECTED, v);
     return 0;
 }
 
-int fa_future_failed(fa_sched_t *sched, fa_error_t error, fa_future_t *out)
+/* Past the inline depth: the immediate gets an object and the stage is chained on it as on any
+ * settled object future, so its callback runs from the drain. */
+static int chain_on(fa_fut_t *u, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out);
+
+int fa__then_deep(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
 {
-    fa_fut_t *s = fa__fut_get(sched, FA__K_READY);
+    fa_fut_t *u = fa__materialize(f);
+    if (FA_UNLIKELY(!u))
+        return -ENOMEM;
+    int rc = chain_on(u, kind, cb, data, out);
+    if (FA_UNLIKELY(rc))
+        fa__fut_free(u);
+    return rc;
+}
+
+int fa__imm_done(fa_future_t *f, fa_done_cb cb, void *data)
+{
+    fa_fut_t *s = fa__materialize(*f);
     if (FA_UNLIKELY(!s))
         return -ENOMEM;
-    s->state = FA_FUT_REJECTED;
-    s->error = error;
-    *out = (fa_future_t){s, s->gen};
-    return 0;
-}
-
-bool fa_future_valid(fa_future_t f)
-{
-    return f._p && f._p->gen == f._gen;
-}
-
-fa_future_state_t fa_future_state(fa_future_t f)
-{
-    return fa_future_valid(f) ? (fa_future_state_t)f._p->state : FA_FUT_PENDING;
+    *f = (fa_future_t){._p = s, ._gen = s->gen};
+    return fa_future_done(f, cb, data);
 }
 
 /* Chaining */
 
 int fa__check_input(fa_future_t f)
 {
+    if (f._imm)
+        return 0;
     if (FA_UNLIKELY(!f._p || f._p->gen != f._gen))
         return -ESTALE;
     if (FA_UNLIKELY(f._p->consumer != NULL))
@@ -522,74 +499,59 @@ int fa__check_input(fa_future_t f)
 }
 
 /* Makes the stage future that consumes u (already checked: live, no consumer). */
-static inline int chain_on(fa_fut_t *u, uint8_t kind, void (*cb)(void), void *data,
-                           fa_future_t *out)
+static int chain_on(fa_fut_t *u, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
 {
-    fa_fut_t *c = fa__fut_get(u->sched, kind);
+    fa_fut_t *c = fa__fut_new(u->sched, kind);
     if (FA_UNLIKELY(!c))
         return -ENOMEM;
     c->cb = cb;
     c->data = data;
     fa__link(c, u, 0);
-    *out = (fa_future_t){c, c->gen};
+    *out = (fa_future_t){._p = c, ._gen = c->gen};
     return 0;
 }
 
-static int chain(fa_future_t f, uint8_t kind, void (*cb)(void), void *data, fa_future_t *out)
+/* A stage on an object future (the inline wrappers in future_inline.h pass the handle as
+ * scalars). */
+int fa__chain_obj(fa_fut_t *u, uint32_t gen, uint8_t kind, void (*cb)(void), void *data,
+                  fa_future_t *out)
 {
-    int rc = fa__check_input(f);
-    if (FA_UNLIKELY(rc))
-        return rc;
-    return chain_on(f._p, kind, cb, data, out);
-}
-
-/* A then on a ready value (fa_future_ready, or compose's input) needs no second object: the
- * ready future itself becomes the stage, pending again, with its value kept as the stage's
- * input, and is queued at once (the callback still runs from the drain, never here). Its
- * generation moves on, so f is consumed exactly as if a new future had been made. A promise's
- * future is not reused, so that its promise keeps answering -EALREADY until it is recycled. */
-int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out)
-{
-    fa_fut_t *u = f._p;
-    if (FA_UNLIKELY(!u || u->gen != f._gen))
+    if (FA_UNLIKELY(!u || u->gen != gen))
         return -ESTALE;
     if (FA_UNLIKELY(u->consumer != NULL))
         return -EBUSY;
-    if (u->kind == FA__K_READY && u->state == FA_FUT_RESOLVED) {
-        u->gen++;
-        u->kind = FA__K_THEN;
-        u->state = FA_FUT_PENDING;
-        u->cb = (void (*)(void))cb;
-        u->data = data;
-        u->flags = FA__F_INPUT;
-        post(u);
-        *out = (fa_future_t){u, u->gen};
+    return chain_on(u, kind, cb, data, out);
+}
+
+/* catch and finally on an immediate run inline, like then (see fa_future_then). */
+int fa__catch_imm(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
+{
+    if (f._imm != FA_FUT_REJECTED) {
+        *out = f; /* a value passes a catch stage by */
         return 0;
     }
-    return chain_on(u, FA__K_THEN, (void (*)(void))cb, data, out);
+    fa_sched_t *sched = f._s;
+    if (sched->_inline >= FA_FUTURE_INLINE_DEPTH)
+        return fa__then_deep(f, FA__K_CATCH, (void (*)(void))cb, data, out);
+    fa_error_t e;
+    fa_value_t v = fa__imm_value(f);
+    memcpy(&e, &v, sizeof(e));
+    sched->_inline++;
+    fa_result_t r = cb(sched, data, e);
+    sched->_inline--;
+    return fa__imm_result(sched, &r, out);
 }
 
-int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out)
+int fa__finally_imm(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
 {
-    return chain(f, FA__K_CATCH, (void (*)(void))cb, data, out);
-}
-
-int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out)
-{
-    return chain(f, FA__K_FINALLY, (void (*)(void))cb, data, out);
-}
-
-int fa_future_done(fa_future_t f, fa_done_cb cb, void *data)
-{
-    int rc = fa__check_input(f);
-    if (FA_UNLIKELY(rc))
-        return rc;
-    fa_fut_t *s = f._p;
-    s->done = cb;
-    s->done_data = data;
-    s->flags |= FA__F_DONE;
-    if (s->state != FA_FUT_PENDING)
-        post(s);
+    fa_sched_t *sched = f._s;
+    if (sched->_inline >= FA_FUTURE_INLINE_DEPTH)
+        return fa__then_deep(f, FA__K_FINALLY, (void (*)(void))cb, data, out);
+    fa_result_t r = {.state = f._imm, .value = fa__imm_value(f)};
+    sched->_inline++;
+    cb(sched, data, &r);
+    sched->_inline--;
+    *out = f;
     return 0;
 }
 
@@ -616,16 +578,20 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 int fa_future_timeout(fa_future_t f, double seconds, fa_future_t *out)
 {
+    if (f._imm) {
+        *out = f; /* settled already: it cannot time out */
+        return 0;
+    }
     int rc = fa__check_input(f);
     if (rc)
         return rc;
     fa_sched_t *sched = f._p->sched;
-    fa_fut_t *c = fa__fut_get(sched, FA__K_TIMEOUT);
+    fa_fut_t *c = fa__fut_new(sched, FA__K_TIMEOUT);
     if (!c)
         return -ENOMEM;
     fa__aux_t *a = fa__aux_get(sched, c);
     if (!a) {
-        fa__fut_release(c);
+        fa__fut_free(c);
         return -ENOMEM;
     }
     c->aux = a;
@@ -633,11 +599,28 @@ int fa_future_timeout(fa_future_t f, double seconds, fa_future_t *out)
     ev_timer_start(sched->loop, &a->timer);
     sched->_timers_active++;
     fa__link(c, f._p, 0);
-    *out = (fa_future_t){c, c->gen};
+    *out = (fa_future_t){._p = c, ._gen = c->gen};
     return 0;
 }
 
 /* Retry */
+
+/* The object a retry waits on for the future an attempt returned: the future itself, or an
+ * object for an immediate. NULL with *rc = -ESTALE for a handle that cannot be adopted, -ENOMEM
+ * when no object is left. */
+static fa_fut_t *attempt_input(fa_future_t f, fa_sched_t *sched, const fa_fut_t *c, int *rc)
+{
+    if (f._imm) {
+        fa_fut_t *u = f._s == sched ? fa__materialize(f) : NULL;
+        *rc = f._s != sched ? -ESTALE : u ? 0 : -ENOMEM;
+        return u;
+    }
+    if (fa__check_input(f) != 0 || f._p->sched != sched || f._p == c) {
+        *rc = -ESTALE;
+        return NULL;
+    }
+    return f._p;
+}
 
 /* Starts attempt number a->retry.attempt and waits on it. Runs from the drain or the backoff
  * timer; the factory is user code, so c is marked running around it. */
@@ -659,14 +642,16 @@ static void retry_start(fa_fut_t *c)
                           rc, rc == -ENOMEM ? fa_err_pool_exhausted : "retry attempt failed to start")));
         return;
     }
-    if (fa__check_input(f) != 0 || f._p->sched != c->sched || f._p == c) {
+    fa_fut_t *u = attempt_input(f, c->sched, c, &rc);
+    if (!u) {
         fa__aux_put(c->sched, a);
         c->aux = NULL;
         c->kind = FA__K_PASS;
-        settle(c, fa_fail(FA_ERROR_STATIC(-ESTALE, fa_err_stale)));
+        settle(c, fa_fail(rc == -ENOMEM ? FA_ERROR_STATIC(-ENOMEM, fa_err_pool_exhausted)
+                                        : FA_ERROR_STATIC(-ESTALE, fa_err_stale)));
         return;
     }
-    fa__link(c, f._p, 0);
+    fa__link(c, u, 0);
 }
 
 static void on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
@@ -698,12 +683,12 @@ int fa_future_retry(fa_sched_t *sched, fa_attempt_fn fn, void *data, unsigned tr
 {
     if (tries < 1)
         return -EINVAL;
-    fa_fut_t *c = fa__fut_get(sched, FA__K_RETRY);
+    fa_fut_t *c = fa__fut_new(sched, FA__K_RETRY);
     if (!c)
         return -ENOMEM;
     fa__aux_t *a = fa__aux_get(sched, c);
     if (!a) {
-        fa__fut_release(c);
+        fa__fut_free(c);
         return -ENOMEM;
     }
     c->aux = a;
@@ -714,15 +699,14 @@ int fa_future_retry(fa_sched_t *sched, fa_attempt_fn fn, void *data, unsigned tr
     a->retry.delay = backoff;
     fa_future_t f = FA_FUTURE_NULL;
     int rc = fn(sched, data, 0, &f);
-    if (rc == 0 && (fa__check_input(f) != 0 || f._p->sched != sched))
-        rc = -ESTALE;
-    if (rc != 0) {
+    fa_fut_t *u = rc == 0 ? attempt_input(f, sched, c, &rc) : NULL;
+    if (!u) {
         fa__aux_put(sched, a);
-        fa__fut_release(c);
+        fa__fut_free(c);
         return rc;
     }
-    fa__link(c, f._p, 0);
-    *out = (fa_future_t){c, c->gen};
+    fa__link(c, u, 0);
+    *out = (fa_future_t){._p = c, ._gen = c->gen};
     return 0;
 }
 
@@ -739,7 +723,8 @@ int fa_future_compose(fa_sched_t *sched, const fa_compose_stage_t *stages, size_
         fa_future_t g;
         rc = fa_future_then(f, stages[i].fn, stages[i].data, &g);
         if (rc) {
-            (void)fa_future_cancel(f); /* returns the partial chain; nothing has run yet */
+            (void)fa_future_cancel(f); /* returns the partial chain (stages that ran inline are
+                                          done; the rest never runs) */
             return rc;
         }
         f = g;

@@ -3,25 +3,46 @@
  * no allocator call after warm-up.
  *
  * Model
- *   A future is one object from its scheduler's recycler (see sched.h). It is pending, resolved
- *   (holding a small fa_value_t) or rejected (holding an fa_error_t). The code that produces the
- *   result holds an fa_promise_t; the code that waits holds an fa_future_t. Both are handles:
- *   a pointer plus a generation. When the object is recycled its generation changes, so a stale
- *   handle is detected (calls return -ESTALE or do nothing) instead of touching a reused object.
+ *   A future is pending, resolved (holding a small fa_value_t) or rejected (holding an
+ *   fa_error_t). It comes in two forms, told apart by its handle:
+ *   - an object future: one object from its scheduler's recycler (see sched.h). Every future
+ *     that can be pending is one: a promise's future, a stage (then/catch/finally) on an object
+ *     future, a timeout, a retry, a combinator. The code that produces the result holds an
+ *     fa_promise_t, the code that waits an fa_future_t; both are a pointer plus a generation.
+ *     When the object is recycled its generation changes, so a stale handle is detected (calls
+ *     return -ESTALE or do nothing) instead of touching a reused object.
+ *   - an immediate future: an already settled result carried in the handle itself, with no
+ *     object behind it. fa_future_ready/fa_future_failed make one; then/catch/finally on one
+ *     make another (see Scheduling). An immediate is a value: it holds no resource, needs no
+ *     recycling, never goes stale, and copies of it are equal. Calls that need an object to wait
+ *     on an immediate (done, a combinator input, a retry attempt) take one for it then.
  *
  * Single consumer
- *   A future has at most one consumer: one then/catch/finally/done, one timeout or retry, or one
- *   place in one combinator. Attaching the consumer hands the future over to it: after
- *   fa_future_then(f, ...) the caller must not use f again except through the new future (a
- *   second consumer gets -EBUSY). fa_future_done is the terminal consumer: it stores its callback
- *   in f itself, so f stays cancellable by its holder. A future is recycled right after its
- *   consumer has seen its result, or when it is cancelled.
+ *   An object future has at most one consumer: one then/catch/finally/done, one timeout or
+ *   retry, or one place in one combinator. Attaching the consumer hands the future over to it:
+ *   after fa_future_then(f, ...) the caller must not use f again except through the new future
+ *   (a second consumer gets -EBUSY). fa_future_done is the terminal consumer: it stores its
+ *   callback in the future itself, so that future stays cancellable by its holder. An object
+ *   is recycled right after its consumer has seen its result, or when it is cancelled. An
+ *   immediate is consumed the same way by contract, but nothing can detect a second use (each
+ *   use sees the same value).
  *
  * Scheduling
- *   Settling a future never runs a continuation on the spot: the future is queued on its
- *   worker's scheduler and its consumer runs from the drain, in FIFO order of settlement. This
- *   holds for a future that is already settled when the consumer is attached, too. A chain of
- *   any length is therefore a loop in fa_sched_drain, never a recursion.
+ *   Settling never runs a continuation on the spot: when an object future settles (through its
+ *   promise, a timer, or a callback's result) it is queued on its worker's scheduler and its
+ *   consumer runs from the drain, in FIFO order of settlement. Attaching a consumer to an
+ *   object future that has already settled queues it the same way, at the time of attaching.
+ *   A chain of any length is therefore a loop in fa_sched_drain, never a recursion.
+ *   The one exception is an immediate: then/catch/finally on an immediate future run their
+ *   callback inline, inside the call, and return its result as a new future (an immediate
+ *   for a value or an error, or the future the callback returned to follow). This is not a
+ *   settlement (the result was there when the consumer came), it takes no object and no queue
+ *   round trip, and it is how a chain over ready values stays as cheap as a function call.
+ *   Inline calls nest when a callback itself chains on an immediate; past
+ *   FA_FUTURE_INLINE_DEPTH nested inline callbacks the call falls back to the queue (the
+ *   callback runs from the drain, as for an object future), so the C stack stays bounded.
+ *   fa_future_done never runs its callback inline, whatever the future: a terminal consumer
+ *   (a paused request) is always resumed from the drain.
  *
  * Errors
  *   Errors are values. A rejection skips every `then` stage and reaches the first `catch`
@@ -34,19 +55,22 @@
  *   combinator inputs, timed-out and retried futures), stops their timers, calls the promise
  *   producers' cancel hooks (fa_promise_on_cancel) and `finally` callbacks, and returns every
  *   object to its recycler before it returns. The walk is iterative (no recursion). A late
- *   resolution through a promise of a cancelled future is a no-op (-ESTALE).
+ *   resolution through a promise of a cancelled future is a no-op (-ESTALE). Cancelling an
+ *   immediate does nothing (it holds nothing) and returns 0.
  *
  * Callbacks
  *   A call that takes a callback either fails now (returns a negative errno, nothing consumed,
- *   the callback never called) or calls it back exactly once, from the scheduler's drain, unless
- *   the future is cancelled first (then it is never called; finally callbacks are the exception
- *   and run during the cancel). Callback data is borrowed: it must stay valid until the callback
- *   has run or the future has been cancelled.
+ *   the callback never called) or calls it back exactly once: inline for then/catch/finally on
+ *   an immediate within the depth bound, otherwise from the scheduler's drain, unless the future
+ *   is cancelled first (then it is never called; finally callbacks are the exception and run
+ *   during the cancel). Callback data is borrowed: it must stay valid until the callback has run
+ *   or the future has been cancelled.
  *
  * Pool exhaustion
- *   A constructor that cannot get an object returns -ENOMEM and consumes nothing. Work started
- *   later inside the scheduler that cannot get an object (a retry attempt, a compose stage)
- *   rejects its future with fa_err_pool_exhausted.
+ *   A call that cannot get an object returns -ENOMEM and consumes nothing. Work started later
+ *   inside the scheduler that cannot get an object (a retry attempt, a compose stage) rejects
+ *   its future with fa_err_pool_exhausted. Immediates need no object, so a chain over ready
+ *   values works with the pool exhausted.
  *
  * Thread
  *   Everything here runs on the thread of the future's scheduler (its worker). Nothing locks.
@@ -105,21 +129,34 @@ extern const char fa_err_empty[];          /* code -EINVAL: when_any/race with n
 
 /* Handles */
 
-typedef struct fa_fut fa_fut_t; /* private; defined in future.c */
+typedef struct fa_fut fa_fut_t; /* private; laid out in future_inline.h */
 
-/** The consumer's handle. Copy freely; only the generation-matching copy is live. */
+/**
+ * The consumer's handle, 32 bytes, copied by value. For an object future: the object and its
+ * generation (only the generation-matching copy is live). For an immediate: the result itself
+ * (its two words in _p and _v1) and its scheduler. The fields are private. There is no union
+ * here on purpose: the compiler keeps a union-free handle in registers across the inline hot
+ * paths, where a union forced it through memory.
+ */
 typedef struct {
-    fa_fut_t *_p;
-    uint32_t _gen;
+    fa_fut_t *_p;   /* the object; for an immediate, the bits of the value's first word */
+    uint32_t _gen;  /* the object's generation */
+    uint32_t _imm;  /* 0: an object handle; FA_FUT_RESOLVED / FA_FUT_REJECTED: an immediate */
+    uint64_t _v1;   /* an immediate: the value's second word (len and kind, or nothing) */
+    fa_sched_t *_s; /* an immediate's scheduler (NULL for an object handle) */
 } fa_future_t;
 
-/** The producer's handle to the same object. */
+/** The producer's handle to a promise's object. */
 typedef struct {
     fa_fut_t *_p;
     uint32_t _gen;
 } fa_promise_t;
 
-#define FA_FUTURE_NULL ((fa_future_t){NULL, 0})
+/** The handle of no future: not valid, cancelling it is -ESTALE. */
+#define FA_FUTURE_NULL ((fa_future_t){._p = NULL})
+
+/** How many then/catch/finally callbacks on immediates may run nested inline (see Scheduling). */
+#define FA_FUTURE_INLINE_DEPTH 16
 
 typedef enum {
     FA_FUT_PENDING = 0,
@@ -143,17 +180,31 @@ typedef struct {
     };
 } fa_result_t;
 
+/* Built member by member rather than from a compound literal: an initializer zero-fills the
+ * whole 40-byte union, and the caller's wide loads of the value then wait on those narrow stores
+ * (a store-forwarding stall that made a ready then cost 8x its instruction count). */
 static inline fa_result_t fa_ok(fa_value_t v)
 {
-    return (fa_result_t){.state = FA_FUT_RESOLVED, .value = v};
+    fa_result_t r;
+    r.state = FA_FUT_RESOLVED;
+    r.value = v;
+    return r;
 }
 static inline fa_result_t fa_ok_int(int64_t n)
 {
-    return fa_ok(FA_VALUE_INT(n));
+    fa_result_t r;
+    r.state = FA_FUT_RESOLVED;
+    r.value.i = n;
+    r.value.len = 0;
+    r.value.kind = FA_VAL_INT;
+    return r;
 }
 static inline fa_result_t fa_fail(fa_error_t e)
 {
-    return (fa_result_t){.state = FA_FUT_REJECTED, .error = e};
+    fa_result_t r;
+    r.state = FA_FUT_REJECTED;
+    r.error = e;
+    return r;
 }
 static inline fa_result_t fa_follow(fa_future_t f)
 {
@@ -180,9 +231,9 @@ typedef void (*fa_cancel_cb)(fa_sched_t *sched, void *data);
 
 /**
  * Creates a pending future and the promise that settles it. Returns 0, or -ENOMEM when the
- * future recycler is at its maximum (nothing created).
+ * future recycler is at its maximum (nothing created; both handles are set to null handles).
  */
-int fa_promise_new(fa_sched_t *sched, fa_promise_t *promise, fa_future_t *future);
+static inline int fa_promise_new(fa_sched_t *sched, fa_promise_t *promise, fa_future_t *future);
 
 /**
  * Settles the future with a value (resolve) or an error (reject) and queues its consumer, if it
@@ -190,8 +241,8 @@ int fa_promise_new(fa_sched_t *sched, fa_promise_t *promise, fa_future_t *future
  * or recycled (a late resolution: nothing happens). Safe to call from any libev callback of the
  * scheduler's loop.
  */
-int fa_promise_resolve(fa_promise_t promise, fa_value_t value);
-int fa_promise_reject(fa_promise_t promise, fa_error_t error);
+static inline int fa_promise_resolve(fa_promise_t promise, fa_value_t value);
+static inline int fa_promise_reject(fa_promise_t promise, fa_error_t error);
 
 /**
  * Registers the hook cancellation calls (once, synchronously, inside fa_future_cancel) so the
@@ -202,49 +253,65 @@ int fa_promise_on_cancel(fa_promise_t promise, fa_cancel_cb cb, void *data);
 
 /* Ready futures */
 
-/** An already resolved (rejected) future. Returns 0 or -ENOMEM. */
-int fa_future_ready(fa_sched_t *sched, fa_value_t value, fa_future_t *out);
-int fa_future_failed(fa_sched_t *sched, fa_error_t error, fa_future_t *out);
+/**
+ * An already resolved (rejected) future: an immediate (no object). Returns 0; it cannot fail
+ * (the int return is kept so that a factory can return it directly).
+ */
+static inline int fa_future_ready(fa_sched_t *sched, fa_value_t value, fa_future_t *out);
+static inline int fa_future_failed(fa_sched_t *sched, fa_error_t error, fa_future_t *out);
 
 /* Inspection */
 
-/** True when f is a live handle (not recycled, not the null handle). */
-bool fa_future_valid(fa_future_t f);
+/** True when f is a live handle (an immediate, or an object not recycled; not the null handle). */
+static inline bool fa_future_valid(fa_future_t f);
 /** The state of a live future (FA_FUT_PENDING for a stale one: check fa_future_valid). */
-fa_future_state_t fa_future_state(fa_future_t f);
+static inline fa_future_state_t fa_future_state(fa_future_t f);
+
+/**
+ * Takes the result of a settled future without a callback: fills *out and consumes f (an
+ * object is recycled). Returns 0; -EAGAIN if f is still pending (f unchanged); -ESTALE;
+ * -EBUSY if f has a consumer. Never waits.
+ */
+static inline int fa_future_get(fa_future_t f, fa_result_t *out);
 
 /* Chaining. Each consumes f (see "Single consumer") and, on success, writes the new future to
  * *out. Returns 0, -ESTALE (f is not live), -EBUSY (f already has a consumer) or -ENOMEM. On
- * failure f is left to the caller, unchanged. */
+ * failure f is left to the caller, unchanged. On an immediate f the callback runs inside the
+ * call (see "Scheduling") and *out is what it returned. */
 
 /** out resolves with cb(value) once f resolves; if f rejects, cb is skipped and out rejects. */
-int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out);
+static inline int fa_future_then(fa_future_t f, fa_then_cb cb, void *data, fa_future_t *out);
 /** out rejects or resolves with cb(error) if f rejects; if f resolves, out resolves the same. */
-int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out);
+static inline int fa_future_catch(fa_future_t f, fa_catch_cb cb, void *data, fa_future_t *out);
 /** out settles like f after cb(result) has run; cb also runs if the chain is cancelled. */
-int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out);
+static inline int fa_future_finally(fa_future_t f, fa_finally_cb cb, void *data, fa_future_t *out);
 
 /**
- * The terminal consumer: cb(result) runs from the drain once f settles, and f is recycled
- * after it. Cheapest way to wait: no new future. f stays the caller's to cancel until cb runs.
- * Returns 0, -ESTALE or -EBUSY. This is what the request pipeline uses to resume a request.
+ * The terminal consumer: cb(result) runs from the drain once *f settles (never inside this
+ * call, even for an immediate), and the object is recycled after it. Cheapest way to wait: no
+ * new future for an object future. On success *f is the handle that cancels the wait: the
+ * same object for an object future; for an immediate, the object taken to queue it. It stays
+ * the caller's to cancel until cb runs. Returns 0, -ESTALE, -EBUSY or -ENOMEM (an immediate
+ * and the pool exhausted; *f unchanged). This is what the request pipeline uses to resume a
+ * request.
  */
-int fa_future_done(fa_future_t f, fa_done_cb cb, void *data);
+static inline int fa_future_done(fa_future_t *f, fa_done_cb cb, void *data);
 
 /**
  * Cancels f and everything it waits on (see "Cancellation"), returning all their objects; a
- * future with a done callback is cancelled without calling it. Returns 0; -ESTALE for a stale
- * handle (already settled and consumed, or already cancelled: a no-op); -EBUSY if f has a
- * consumer other than done (cancel the end of the chain instead).
+ * future with a done callback is cancelled without calling it. Returns 0 (also for an
+ * immediate, which holds nothing); -ESTALE for a stale handle (already settled and consumed,
+ * or already cancelled: a no-op); -EBUSY if f has a consumer other than done (cancel the end of
+ * the chain instead).
  */
-int fa_future_cancel(fa_future_t f);
+static inline int fa_future_cancel(fa_future_t f);
 
 /* Timers and retries */
 
 /**
  * out settles like f if f settles within `seconds` (an ev_timer on the scheduler's loop);
- * otherwise out rejects with fa_err_timeout and f is cancelled. Consumes f. Returns 0, -ESTALE,
- * -EBUSY or -ENOMEM.
+ * otherwise out rejects with fa_err_timeout and f is cancelled. Consumes f. An immediate f has
+ * settled already: out is f, no timer. Returns 0, -ESTALE, -EBUSY or -ENOMEM.
  */
 int fa_future_timeout(fa_future_t f, double seconds, fa_future_t *out);
 
@@ -339,10 +406,14 @@ typedef struct {
 
 /**
  * Runs stages[0] on input, then each next stage on the previous stage's value, as a chain of
- * then stages; the first error skips the rest. The stages array is read during the call only.
- * Returns 0 and the future of the last stage in *out, or -ENOMEM (nothing started).
+ * then stages on an immediate input: the stages run inside this call until one returns a
+ * pending future, and the rest are chained on it (see "Scheduling"); the first error skips the
+ * rest. The stages array is read during the call only. Returns 0 and the future of the last
+ * stage in *out, or -ENOMEM (nothing left pending).
  */
 int fa_future_compose(fa_sched_t *sched, const fa_compose_stage_t *stages, size_t n,
                       fa_value_t input, fa_future_t *out);
+
+#include "future_inline.h"
 
 #endif

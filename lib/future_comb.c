@@ -28,33 +28,34 @@ static int comb_refusal(fa_sched_t *sched, const fa_future_t *in, size_t n)
         int rc = fa__check_input(in[i]);
         if (rc)
             return rc;
-        if (in[i]._p->sched != sched)
+        if ((in[i]._imm ? in[i]._s : in[i]._p->sched) != sched)
             return -EINVAL;
     }
-    for (size_t i = 0; i < n; i++) /* duplicates */
+    for (size_t i = 0; i < n; i++) /* duplicates (immediates are values: copies are fine) */
         for (size_t j = i + 1; j < n; j++)
-            if (in[i]._p == in[j]._p)
+            if (!in[i]._imm && !in[j]._imm && in[i]._p == in[j]._p)
                 return -EINVAL;
     return 0;
 }
 
-/* Validates and links every input below a new combinator future in one pass. Nothing is queued
- * yet, and on failure nothing is consumed: the inputs linked so far are unlinked again. A
- * duplicate input is found when it is linked a second time. *any_settled says whether an input
- * had already settled (comb_start must queue it). */
+/* Validates and links every input below a new combinator future in one pass, in input order
+ * (an immediate input gets an object here). Nothing is queued yet, and on failure nothing is
+ * consumed: the inputs linked so far are unlinked again (objects made for immediates are
+ * returned). A duplicate input is found when it is linked a second time. *any_settled says
+ * whether an input had already settled (comb_start must queue it). */
 static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
                     fa_fut_t **out, bool *any_settled)
 {
     if (FA_UNLIKELY(n > UINT32_MAX || (n && !in)))
         return -EINVAL;
-    fa_fut_t *c = fa__fut_get(sched, kind);
+    fa_fut_t *c = fa__fut_new(sched, kind);
     if (FA_UNLIKELY(!c)) {
         int rc = comb_refusal(sched, in, n);
         return rc ? rc : -ENOMEM;
     }
     fa__aux_t *a = fa__aux_get(sched, c);
     if (FA_UNLIKELY(!a)) {
-        fa__fut_release(c);
+        fa__fut_free(c);
         int rc = comb_refusal(sched, in, n);
         return rc ? rc : -ENOMEM;
     }
@@ -62,26 +63,37 @@ static int comb_new(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size
     memset(&a->comb, 0, sizeof(a->comb));
     a->comb.n = (uint32_t)n;
     bool settled = false;
+    fa_fut_t **tail = &c->upstream;
     for (size_t i = 0; i < n; i++) {
         fa_fut_t *u = in[i]._p;
         int rc = 0;
-        if (FA_UNLIKELY(!u || u->gen != in[i]._gen))
+        if (in[i]._imm) {
+            u = in[i]._s == sched ? fa__materialize(in[i]) : NULL;
+            rc = in[i]._s != sched ? -EINVAL : u ? 0 : -ENOMEM;
+        } else if (FA_UNLIKELY(!u || u->gen != in[i]._gen)) {
             rc = -ESTALE;
-        else if (FA_UNLIKELY(u->consumer != NULL))
+        } else if (FA_UNLIKELY(u->consumer != NULL)) {
             rc = u->consumer == c ? -EINVAL : -EBUSY;
-        else if (FA_UNLIKELY(u->sched != sched))
+        } else if (FA_UNLIKELY(u->sched != sched)) {
             rc = -EINVAL;
+        }
         if (FA_UNLIKELY(rc)) {
-            for (size_t j = 0; j < i; j++)
-                in[j]._p->consumer = NULL;
+            fa_fut_t *v = c->upstream;
+            for (size_t j = 0; j < i; j++, v = v->sib) {
+                if (in[j]._imm)
+                    fa__fut_free(v);
+                else
+                    v->consumer = NULL;
+            }
             fa__aux_put(sched, a);
-            fa__fut_release(c);
+            fa__fut_free(c);
             return rc;
         }
         u->consumer = c;
         u->idx = (uint32_t)i;
-        u->sib = c->upstream;
-        c->upstream = u;
+        u->sib = NULL;
+        *tail = u;
+        tail = &u->sib;
         settled |= u->state != FA_FUT_PENDING;
     }
     *any_settled = settled;
@@ -107,15 +119,12 @@ void fa__comb_finish(fa_fut_t *c, fa_result_t r)
 
 /* Queues the inputs that had already settled, in input order (so that with ready inputs the
  * earliest one is delivered first), and returns the new future. */
-static int comb_start(fa_fut_t *c, const fa_future_t *in, size_t n, bool any_settled,
-                      fa_future_t *out)
+static int comb_start(fa_fut_t *c, bool any_settled, fa_future_t *out)
 {
-    *out = (fa_future_t){c, c->gen};
-    for (size_t i = 0; any_settled && i < n; i++) {
-        fa_fut_t *u = in[i]._p;
+    *out = (fa_future_t){._p = c, ._gen = c->gen};
+    for (fa_fut_t *u = any_settled ? c->upstream : NULL; u; u = u->sib)
         if (u->state != FA_FUT_PENDING)
-            fa__post(u);
-    }
+            fa__fut_post(u);
     return 0;
 }
 
@@ -137,10 +146,10 @@ int fa_when_all(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_value_t *
     c->aux->comb.values = values;
     if (n == 0) {
         finish(c, fa_ok(FA_VALUE_PTR(values, 0)));
-        *out = (fa_future_t){c, c->gen};
+        *out = (fa_future_t){._p = c, ._gen = c->gen};
         return 0;
     }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_start(c, any_settled, out);
 }
 
 static int any_or_race(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, size_t n,
@@ -154,10 +163,10 @@ static int any_or_race(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, s
     c->aux->comb.winner = winner;
     if (n == 0) {
         finish(c, fa_fail(FA_ERROR_STATIC(-EINVAL, fa_err_empty)));
-        *out = (fa_future_t){c, c->gen};
+        *out = (fa_future_t){._p = c, ._gen = c->gen};
         return 0;
     }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_start(c, any_settled, out);
 }
 
 int fa_when_any(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t *winner,
@@ -186,10 +195,10 @@ int fa_when_some(fa_sched_t *sched, const fa_future_t *in, size_t n, size_t k,
     c->aux->comb.k = (uint32_t)k;
     if (k == 0) {
         finish(c, fa_ok(FA_VALUE_PTR(values, n)));
-        *out = (fa_future_t){c, c->gen};
+        *out = (fa_future_t){._p = c, ._gen = c->gen};
         return 0;
     }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_start(c, any_settled, out);
 }
 
 /* map and filter: a per-input callback, results in the caller's values array. */
@@ -207,10 +216,10 @@ static int comb_with_fn(fa_sched_t *sched, uint8_t kind, const fa_future_t *in, 
     c->aux->comb.data = data;
     if (n == 0) {
         finish(c, fa_ok(FA_VALUE_PTR(values, 0)));
-        *out = (fa_future_t){c, c->gen};
+        *out = (fa_future_t){._p = c, ._gen = c->gen};
         return 0;
     }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_start(c, any_settled, out);
 }
 
 int fa_future_map(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_map_fn fn, void *data,
@@ -238,10 +247,10 @@ int fa_future_reduce(fa_sched_t *sched, const fa_future_t *in, size_t n, fa_redu
     c->aux->comb.acc = init;
     if (n == 0) {
         finish(c, fa_ok(init));
-        *out = (fa_future_t){c, c->gen};
+        *out = (fa_future_t){._p = c, ._gen = c->gen};
         return 0;
     }
-    return comb_start(c, in, n, any_settled, out);
+    return comb_start(c, any_settled, out);
 }
 
 /* A user function's result that is not a plain value ends a map or reduce with an error. */

@@ -314,7 +314,7 @@ static void on_resume(fa_sched_t *sched, void *data, const fa_result_t *result)
 void fa_pipe_wait(fa_req_t *req, fa_future_t f)
 {
     fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
-    if (fa_future_done(f, on_resume, req) != 0) {
+    if (fa_future_done(&f, on_resume, req) != 0) {
         fa_future_cancel(f);
         ctx->wait = FA_FUTURE_NULL;
         fa_req_respond_error(req, 500, "cannot wait for a stage");

@@ -3,20 +3,25 @@
  */
 #include "sched.h"
 #include "alloc.h"
+#include "future.h" /* fa__fut_run_inline: the drain runs queued futures without a call */
 
 #include <string.h>
 
-/* A slab: a header followed by its objects, each _obj_size bytes, 16-byte aligned. */
+/* A slab: a header followed by its objects, each _obj_size bytes. The objects start on a
+ * 64-byte boundary, so that a 64-byte object (a future) is exactly one cache line. */
+#define FA_SLAB_ALIGN 64
+
 typedef struct fa_slab {
     struct fa_slab *next;
+    char *objs; /* the first object, FA_SLAB_ALIGN-aligned, inside this allocation */
     uint32_t count;
-    uint32_t _pad;
-    _Alignas(16) char objs[];
 } fa_slab_t;
 
 static void add_slab(fa_recycler_t *r, uint32_t count)
 {
-    fa_slab_t *slab = fa_malloc(sizeof(*slab) + (size_t)count * r->_obj_size);
+    fa_slab_t *slab =
+        fa_malloc(sizeof(*slab) + FA_SLAB_ALIGN + (size_t)count * r->_obj_size);
+    slab->objs = (char *)FA_ALIGN_UP((uintptr_t)(slab + 1), FA_SLAB_ALIGN);
     /* Zeroed so that a fresh object reads as "free, generation 0" to its owner. */
     memset(slab->objs, 0, (size_t)count * r->_obj_size);
     slab->count = count;
@@ -73,9 +78,8 @@ void fa_recycler_fini(fa_recycler_t *r)
 
 /* The queue was empty: work is queued now, so the loop must neither block in poll nor return
  * from ev_run until it has been drained. */
-void fa__sched_post_first(fa_sched_t *sched, fa_task_t *task)
+void fa__sched_post_first(fa_sched_t *sched)
 {
-    sched->_head = sched->_tail = task;
     if (!ev_is_active(&sched->_idle))
         ev_idle_start(sched->loop, &sched->_idle);
 }
@@ -87,15 +91,21 @@ size_t fa_sched_drain(fa_sched_t *sched, size_t max)
 {
     size_t ran = 0;
     while (ran < max) {
-        fa_task_t *t = sched->_head;
-        if (!t)
+        uintptr_t h = sched->_head;
+        if (!h)
             break;
-        sched->_head = t->_next;
-        if (!sched->_head)
-            sched->_tail = NULL;
-        sched->_queued--;
+        uintptr_t *link = (uintptr_t *)(h & ~(uintptr_t)1);
+        uintptr_t next = *link;
+        sched->_head = next;
+        if (!next)
+            sched->_tailp = &sched->_head;
         ran++;
-        t->_run(t);
+        if (h & 1) {
+            fa__fut_run_inline((fa_fut_t *)link);
+        } else {
+            fa_task_t *t = FA_CONTAINER_OF(link, fa_task_t, _next);
+            t->_run(t);
+        }
     }
     sched->_tasks_run += ran;
     if (!sched->_head && ev_is_active(&sched->_idle))
@@ -149,6 +159,7 @@ void fa_sched_init(fa_sched_t *sched, struct ev_loop *loop, const fa_sched_conf_
 
     memset(sched, 0, sizeof(*sched));
     sched->loop = loop;
+    sched->_tailp = &sched->_head;
     sched->_budget = c.budget;
     fa_recycler_init(&sched->_futures, fa__future_size, c.futures_init, c.futures_max);
     fa_recycler_init(&sched->_aux, fa__aux_size, c.aux_init, c.aux_max);
@@ -173,11 +184,21 @@ uint32_t fa_sched_fini(fa_sched_t *sched)
     ev_ref(sched->loop);
     ev_check_stop(sched->loop, &sched->_check);
     ev_idle_stop(sched->loop, &sched->_idle);
-    sched->_head = sched->_tail = NULL;
-    sched->_queued = 0;
+    sched->_head = 0;
+    sched->_tailp = &sched->_head;
     fa_recycler_fini(&sched->_futures);
     fa_recycler_fini(&sched->_aux);
     return live;
+}
+
+/* Counts the queued entries by walking the queue: only tests and teardown checks ask, so the hot
+ * path keeps no counter. */
+static uint32_t queued(const fa_sched_t *sched)
+{
+    uint32_t n = 0;
+    for (uintptr_t h = sched->_head; h; h = *(const uintptr_t *)(h & ~(uintptr_t)1))
+        n++;
+    return n;
 }
 
 void fa_sched_stats(const fa_sched_t *sched, fa_sched_stats_t *st)
@@ -185,7 +206,7 @@ void fa_sched_stats(const fa_sched_t *sched, fa_sched_stats_t *st)
     st->futures_live = sched->_futures._live;
     st->aux_live = sched->_aux._live;
     st->timers_active = sched->_timers_active;
-    st->queued = sched->_queued;
+    st->queued = queued(sched);
     st->idle_active = ev_is_active(&sched->_idle);
     st->tasks_run = sched->_tasks_run;
     st->exhausted = sched->_futures._exhausted + sched->_aux._exhausted;
@@ -195,5 +216,5 @@ void fa_sched_stats(const fa_sched_t *sched, fa_sched_stats_t *st)
 bool fa_sched_quiescent(const fa_sched_t *sched)
 {
     return sched->_futures._live == 0 && sched->_aux._live == 0 && sched->_timers_active == 0 &&
-           sched->_queued == 0 && !ev_is_active(&sched->_idle);
+           sched->_head == 0 && !ev_is_active(&sched->_idle);
 }

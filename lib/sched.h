@@ -13,6 +13,10 @@
  * does not return while work is queued. The prepare and check watchers are unreferenced
  * (ev_unref), so an idle scheduler never keeps ev_run alive on its own.
  *
+ * The queue holds generic tasks (fa_sched_post) and futures (future.c) in one FIFO; the drain
+ * runs a future's common cases inline (fa__fut_run_inline, future_inline.h) and calls a task's
+ * callback. Nothing on the hot path counts: fa_sched_stats walks the queue for its length.
+ *
  * Memory: the scheduler owns two recyclers, one for futures and one for auxiliary combinator
  * state (timers, counters). Each hands out fixed-size objects from slabs taken from fa_malloc:
  * `*_init` objects at fa_sched_init, then slabs on demand up to `*_max` (warm-up). After warm-up
@@ -36,9 +40,14 @@ typedef void (*fa_task_cb)(fa_task_t *task);
  * A queue entry, embedded in the object that owns it (get back with FA_CONTAINER_OF). The
  * fields are the scheduler's. A task is in at most one queue at a time and must stay valid
  * until its callback has run.
+ *
+ * The run queue is intrusive and singly linked through the first word of each entry. Futures
+ * are queued too, but without a callback field (it would cost each future 8 bytes): the link
+ * that points to an entry has its low bit set when the entry is a future, and the drain hands
+ * those to fa__fut_run directly.
  */
 struct fa_task {
-    fa_task_t *_next;
+    uintptr_t _next; /* the next entry, tagged (bit 0: it is a future); first word */
     fa_task_cb _run;
 };
 
@@ -50,7 +59,7 @@ struct fa_task {
 typedef struct {
     void *_free;        /* free objects, linked through their first word */
     void *_slabs;       /* every slab, linked through its header, for fini */
-    size_t _obj_size;   /* bytes per object, a multiple of 16 */
+    size_t _obj_size;   /* bytes per object, a multiple of 16 (slabs start 64-byte aligned) */
     uint32_t _live;     /* objects handed out and not yet returned */
     uint32_t _total;    /* objects in all slabs */
     uint32_t _max;      /* _total never exceeds this */
@@ -85,8 +94,9 @@ typedef struct {
  */
 struct fa_sched {
     struct ev_loop *loop; /* borrowed; outlives the scheduler */
-    fa_task_t *_head, *_tail;
-    uint32_t _queued;
+    uintptr_t _head;      /* the first entry (tagged like fa_task_t._next), 0 when empty */
+    uintptr_t *_tailp;    /* the link word to write the next entry to (&_head when empty) */
+    uint32_t _inline;     /* depth of then callbacks running inline (see future.h) */
     uint32_t _budget;
     uint32_t _left; /* what remains of this iteration's budget */
     uint32_t _timers_active;
@@ -117,8 +127,23 @@ void fa_sched_init(fa_sched_t *sched, struct ev_loop *loop, const fa_sched_conf_
  */
 uint32_t fa_sched_fini(fa_sched_t *sched);
 
-/** Slow path of fa_sched_post: the queue was empty, so the idle watcher must be started. */
-void fa__sched_post_first(fa_sched_t *sched, fa_task_t *task);
+/** Slow path of a post: the queue was empty, so the idle watcher must be started. */
+void fa__sched_post_first(fa_sched_t *sched);
+
+/** Runs one queued future (future.c): what the drain calls for an entry tagged as a future. */
+void fa__fut_run(void *fut);
+
+/* Appends the entry whose first word is `link`, tagged with `tag`. No branch but the one that
+ * notices an empty queue. */
+static inline void fa__sched_append(fa_sched_t *sched, uintptr_t *link, uintptr_t tag)
+{
+    uintptr_t *tailp = sched->_tailp;
+    *link = 0;
+    *tailp = (uintptr_t)link | tag;
+    sched->_tailp = link;
+    if (FA_UNLIKELY(tailp == &sched->_head))
+        fa__sched_post_first(sched);
+}
 
 /**
  * Appends task to the FIFO run queue; run(task) is called later from a drain, never from here.
@@ -127,14 +152,13 @@ void fa__sched_post_first(fa_sched_t *sched, fa_task_t *task);
 static inline void fa_sched_post(fa_sched_t *sched, fa_task_t *task, fa_task_cb run)
 {
     task->_run = run;
-    task->_next = NULL;
-    sched->_queued++;
-    if (FA_LIKELY(sched->_tail != NULL)) {
-        sched->_tail->_next = task;
-        sched->_tail = task;
-        return;
-    }
-    fa__sched_post_first(sched, task);
+    fa__sched_append(sched, &task->_next, 0);
+}
+
+/** Queues a future (future.c only): its first word is its queue link; fa__fut_run runs it. */
+static inline void fa__sched_post_fut(fa_sched_t *sched, void *fut)
+{
+    fa__sched_append(sched, (uintptr_t *)fut, 1);
 }
 
 /**

@@ -2,13 +2,24 @@
  * bench_future.c — the cost of futures on the hot path: create+resolve, then on a ready and on a
  * pending future, a chain of 10, when_all over 1000, and allocator calls per link after warm-up.
  *
- * Every figure includes the scheduler drain that runs the continuations (resolution never runs
- * them on the spot), and the recycling of every future. Ops run in batches of BATCH and the drain
- * runs once per batch, as a worker drains once per loop iteration. Each figure is the median of
- * RUNS runs.
+ * Every figure is the whole operation it names, including the scheduler drain that runs the
+ * continuations (resolution never runs them on the spot) and the recycling of every object:
+ *   create_resolve   promise + resolve + cancel (nobody waits)
+ *   then_ready       a ready future + then (runs inline: see future.h, Scheduling) + taking the
+ *                    result (fa_future_get)
+ *   then_ready_done  the same with the result consumed by a done callback (always queued)
+ *   then_pending     promise + then registered before the resolve + done + resolve + the drain
+ *                    running the then callback and the done callback
+ *   chain10          the same with 10 then links; the figure is per chain (per link: / 10)
+ *   when_all_1000    1,000 promises + when_all + done + 1,000 resolves + the drain
+ * Ops run in batches of BATCH and the drain runs once per batch, as a worker drains once per loop
+ * iteration. Callbacks are called through pointers the compiler cannot see through. Each figure
+ * is the median of RUNS runs; then, when valgrind is installed, each runs again under callgrind
+ * (collecting only inside the op_* batch functions) for its instruction count per op, a figure
+ * that the noise of a shared machine does not move.
  *
  *   build/perf/bench_future            the figures
- *   build/perf/bench_future NAME N     run only NAME N times, untimed (for callgrind)
+ *   build/perf/bench_future NAME N     run only NAME N times, untimed (what callgrind runs)
  */
 #include "bench.h"
 #include "alloc.h"
@@ -18,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RUNS 7
 #define BATCH 64
@@ -47,6 +60,12 @@ static void on_done(fa_sched_t *s, void *data, const fa_result_t *r)
     sink += r->value.i;
 }
 
+/* The callbacks are read through volatile pointers so that the compiler cannot see through them
+ * and inline add_one into a then on a ready future: every figure pays a real indirect call, as a
+ * callback from another file would. */
+static fa_then_cb volatile add_one_p = add_one;
+static fa_done_cb volatile on_done_p = on_done;
+
 static void must(int rc)
 {
     if (rc) {
@@ -69,13 +88,33 @@ static size_t op_create_resolve(void)
     return BATCH;
 }
 
+/* A ready future, a then on it (which runs inline: see future.h, Scheduling) and the result
+ * taken out of the new future. */
 static size_t op_then_ready(void)
 {
+    fa_then_cb cb = add_one_p;
+    for (int i = 0; i < BATCH; i++) {
+        fa_future_t f, g;
+        fa_result_t r;
+        must(fa_future_ready(&S, FA_VALUE_INT(i), &f));
+        must(fa_future_then(f, cb, NULL, &g));
+        must(fa_future_get(g, &r));
+        sink += r.value.i;
+    }
+    return BATCH;
+}
+
+/* The same, but the result consumed by a done callback, which always runs from the drain: the
+ * ready-then plus one queue round trip. */
+static size_t op_then_ready_done(void)
+{
+    fa_then_cb cb = add_one_p;
+    fa_done_cb done = on_done_p;
     for (int i = 0; i < BATCH; i++) {
         fa_future_t f, g;
         must(fa_future_ready(&S, FA_VALUE_INT(i), &f));
-        must(fa_future_then(f, add_one, NULL, &g));
-        must(fa_future_done(g, on_done, NULL));
+        must(fa_future_then(f, cb, NULL, &g));
+        must(fa_future_done(&g, done, NULL));
     }
     fa_sched_drain(&S, SIZE_MAX);
     return BATCH;
@@ -83,12 +122,14 @@ static size_t op_then_ready(void)
 
 static size_t op_then_pending(void)
 {
+    fa_then_cb cb = add_one_p;
+    fa_done_cb done = on_done_p;
     fa_promise_t p[BATCH];
     for (int i = 0; i < BATCH; i++) {
         fa_future_t f, g;
         must(fa_promise_new(&S, &p[i], &f));
-        must(fa_future_then(f, add_one, NULL, &g));
-        must(fa_future_done(g, on_done, NULL));
+        must(fa_future_then(f, cb, NULL, &g));
+        must(fa_future_done(&g, done, NULL));
     }
     for (int i = 0; i < BATCH; i++)
         must(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
@@ -98,13 +139,15 @@ static size_t op_then_pending(void)
 
 static size_t op_chain10(void)
 {
+    fa_then_cb cb = add_one_p;
+    fa_done_cb done = on_done_p;
     fa_promise_t p[BATCH];
     for (int i = 0; i < BATCH; i++) {
         fa_future_t f;
         must(fa_promise_new(&S, &p[i], &f));
         for (int k = 0; k < 10; k++)
-            must(fa_future_then(f, add_one, NULL, &f));
-        must(fa_future_done(f, on_done, NULL));
+            must(fa_future_then(f, cb, NULL, &f));
+        must(fa_future_done(&f, done, NULL));
     }
     for (int i = 0; i < BATCH; i++)
         must(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
@@ -118,11 +161,12 @@ static fa_value_t all_v[1000];
 
 static size_t op_when_all_1000(void)
 {
+    fa_done_cb done = on_done_p;
     fa_future_t out;
     for (int i = 0; i < 1000; i++)
         must(fa_promise_new(&S, &all_p[i], &all_f[i]));
     must(fa_when_all(&S, all_f, 1000, all_v, &out));
-    must(fa_future_done(out, on_done, NULL));
+    must(fa_future_done(&out, done, NULL));
     for (int i = 0; i < 1000; i++)
         must(fa_promise_resolve(all_p[i], FA_VALUE_INT(i)));
     fa_sched_drain(&S, SIZE_MAX);
@@ -133,16 +177,60 @@ typedef struct {
     const char *name;
     size_t (*batch)(void);
     size_t batches; /* per run */
+    size_t cg_ops;  /* ops run under callgrind */
     double median;
+    double instr; /* per op, -1 if callgrind did not run */
 } bench_t;
 
 static bench_t benches[] = {
-    {"future.create_resolve", op_create_resolve, 20000, 0},
-    {"future.then_ready", op_then_ready, 20000, 0},
-    {"future.then_pending", op_then_pending, 20000, 0},
-    {"future.chain10", op_chain10, 4000, 0},
-    {"future.when_all_1000", op_when_all_1000, 400, 0},
+    {"future.create_resolve", op_create_resolve, 20000, 64000, 0, -1},
+    {"future.then_ready", op_then_ready, 20000, 64000, 0, -1},
+    {"future.then_ready_done", op_then_ready_done, 20000, 64000, 0, -1},
+    {"future.then_pending", op_then_pending, 20000, 64000, 0, -1},
+    {"future.chain10", op_chain10, 4000, 6400, 0, -1},
+    {"future.when_all_1000", op_when_all_1000, 400, 64, 0, -1},
 };
+
+/* Instructions per op of b under callgrind (collection on only inside op_* functions), or -1. */
+static double instr_per_op(const char *self, const bench_t *b)
+{
+    char out[] = "/tmp/bench_future.XXXXXX";
+    int fd = mkstemp(out);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    fflush(stdout); /* or the child would print what is still buffered a second time */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char file[64], count[32];
+        snprintf(file, sizeof(file), "--callgrind-out-file=%s", out);
+        snprintf(count, sizeof(count), "%zu", b->cg_ops);
+        if (!freopen("/dev/null", "w", stderr) || !freopen("/dev/null", "w", stdout))
+            _exit(127); /* valgrind's banner and the child's own line are noise here */
+        execlp("valgrind", "valgrind", "--tool=callgrind", "--toggle-collect=op_*", file, self,
+               b->name, count, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    double per = -1;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 0) {
+        FILE *f = fopen(out, "r");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f)) {
+            unsigned long long total;
+            if (sscanf(line, "totals: %llu", &total) == 1 ||
+                sscanf(line, "summary: %llu", &total) == 1) {
+                per = (double)total / (double)b->cg_ops;
+                break;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    (void)unlink(out); /* a leftover temp file is harmless */
+    return per;
+}
 
 static double measure(bench_t *b)
 {
@@ -192,15 +280,31 @@ int main(int argc, char **argv)
     uint64_t allocs = fa_alloc_count() - before;
     printf("bench: future.allocs_per_link %.3f count\n", (double)allocs / (1000.0 * BATCH * 10));
 
+    /* valgrind must be given this program's real path: /proc/self/exe would be valgrind. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    bool have_instr = n > 0 && access("/usr/bin/valgrind", X_OK) == 0;
+    if (n > 0)
+        self[n] = '\0';
+    for (size_t i = 0; have_instr && i < FA_ARRAY_SIZE(benches); i++) {
+        benches[i].instr = instr_per_op(self, &benches[i]);
+        if (benches[i].instr < 0)
+            break;
+        printf("bench: %s.instr %.0f instr/op\n", benches[i].name, benches[i].instr);
+    }
+
     fa_sched_stats_t st;
     fa_sched_stats(&S, &st);
-    printf("\n%-24s %12s %14s\n", "op", "ns/op", "per link/input");
-    printf("%-24s %12.1f %14s\n", "create_resolve", benches[0].median, "-");
-    printf("%-24s %12.1f %14s\n", "then_ready", benches[1].median, "1 link");
-    printf("%-24s %12.1f %14s\n", "then_pending", benches[2].median, "1 link");
-    printf("%-24s %12.1f %11.1f ns\n", "chain10", benches[3].median, benches[3].median / 10);
-    printf("%-24s %12.1f %11.1f ns\n", "when_all_1000", benches[4].median,
-           benches[4].median / 1000);
+    printf("\n%-24s %12s %12s %16s\n", "op", "ns/op", "instr/op", "per link/input");
+    static const char *per[] = {"-", "1 link", "1 link + done", "1 link", "/ 10", "/ 1000"};
+    static const double div[] = {1, 1, 1, 1, 10, 1000};
+    for (size_t i = 0; i < FA_ARRAY_SIZE(benches); i++) {
+        printf("%-24s %12.1f %12.0f", benches[i].name + 7, benches[i].median, benches[i].instr);
+        if (div[i] > 1)
+            printf(" %9.1f ns %4.0f i\n", benches[i].median / div[i], benches[i].instr / div[i]);
+        else
+            printf(" %16s\n", per[i]);
+    }
     printf("(median of %d runs, batches of %d, drain included; %lu allocator calls after "
            "warm-up; %u futures in slabs; sink %ld)\n",
            RUNS, BATCH, (unsigned long)allocs, st.futures_total, (long)sink);

@@ -2,7 +2,8 @@
  * test_future.c — futures: ordering, error propagation, every combinator with ready, pending and
  * failing inputs, timeouts, retries, cancellation (also mid-chain and from inside a callback), a
  * 1,000,000-link chain on a flat stack, stale handles, pool exhaustion, and no allocator call
- * after warm-up. Every test ends by running the loop dry and checking that no watcher is active
+ * after warm-up; then/catch/finally on an immediate (ready) future running inline, the bound on
+ * inline nesting, and their order against queued consumers. Every test ends by running the loop dry and checking that no watcher is active
  * and no pooled object is still out.
  */
 #include <criterion/criterion.h>
@@ -162,116 +163,234 @@ static void reset_counters(void)
     seq = 0;
 }
 
-/* Ordering and the "never on the spot" rule */
+/* Ordering, the "never on the spot" rule, and then on an immediate (the one inline case) */
 
-Test(future, then_on_ready_future_is_queued_not_run_on_the_spot)
+static int then_depth, then_depth_max;
+static fa_result_t add_one_tracking_depth(fa_sched_t *s, void *data, fa_value_t v)
+{
+    (void)s;
+    (void)data;
+    then_calls++;
+    then_depth_max = then_depth > then_depth_max ? then_depth : then_depth_max;
+    return fa_ok_int(v.i + 1);
+}
+
+Test(future, then_on_an_immediate_runs_inline_and_takes_no_object)
 {
     reset_counters();
-    fa_future_t g;
-    OK(fa_future_then(ready(1), add_one, NULL, &g));
+    fa_future_t f = ready(1), g, h;
+    OK(fa_future_then(f, add_one, NULL, &g));
+    cr_assert_eq(then_calls, 1, "a then on a ready value runs inside the call");
+    cr_assert_eq(fa_future_state(g), FA_FUT_RESOLVED);
+    OK(fa_future_then(g, fail_with_7, NULL, &g));
+    OK(fa_future_then(g, add_one, NULL, &g)); /* skipped: g rejected */
+    OK(fa_future_catch(g, recover_100, NULL, &g));
+    OK(fa_future_finally(g, on_finally, NULL, &h));
+    cr_assert_eq(then_calls, 2);
+    cr_assert_eq(catch_calls, 1);
+    cr_assert_eq(finally_calls, 1);
+    fa_sched_stats_t st;
+    fa_sched_stats(&S, &st);
+    cr_assert_eq(st.futures_live, 0, "no object for a chain over immediates");
+    cr_assert_eq(st.queued, 0, "and nothing queued");
+    fa_result_t r;
+    OK(fa_future_get(h, &r));
+    cr_assert_eq(r.state, FA_FUT_RESOLVED);
+    cr_assert_eq(r.value.i, 107);
+    OK(fa_future_cancel(h)); /* an immediate holds nothing: a no-op */
+    cr_assert(fa_future_valid(h));
+}
+
+Test(future, then_on_a_settled_object_future_is_queued_not_run_on_the_spot)
+{
+    reset_counters();
+    fa_promise_t p;
+    fa_future_t f = pending(&p), g;
+    OK(fa_promise_resolve(p, FA_VALUE_INT(1)));
+    OK(fa_future_then(f, add_one, NULL, &g));
+    cr_assert_eq(then_calls, 0, "then on a settled promise's future ran on the spot");
+    cr_assert_eq(fa_future_then(f, add_one, NULL, &g), -EBUSY);
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
-    cr_assert_eq(then_calls, 0, "then on a ready future ran on the spot");
+    OK(fa_future_done(&g, on_done, &seen));
     ev_run(loop, 0);
     expect_value(&seen, 2);
 }
 
-/* The ready-then fast path: a then on a ready value reuses the ready future's object. */
+Test(future, done_on_an_immediate_is_queued_and_cancellable)
+{
+    reset_counters();
+    fa_future_t f = ready(5), g = f;
+    seen_t seen = {0};
+    OK(fa_future_done(&g, on_done, &seen));
+    cr_assert_eq(seen.calls, 0, "done never runs inline");
+    cr_assert_neq(memcmp(&f, &g, sizeof(f)), 0, "the handle now names the queued object");
+    fa_sched_stats_t st;
+    fa_sched_stats(&S, &st);
+    cr_assert_eq(st.futures_live, 1);
+    cr_assert_eq(st.queued, 1);
+    cr_assert_eq(fa_future_then(g, add_one, NULL, &f), -EBUSY);
+    OK(fa_future_cancel(g)); /* e.g. the connection closed before the drain */
+    cr_assert_not(fa_future_valid(g));
+    ev_run(loop, 0);
+    cr_assert_eq(seen.calls, 0, "a cancelled done never runs");
+    g = ready(6);
+    OK(fa_future_done(&g, on_done, &seen));
+    ev_run(loop, 0);
+    expect_value(&seen, 6);
+}
+
+/* FIFO holds for settlements and queued consumers; an inline then is not a settlement and runs
+ * before anything queued. */
+Test(future, inline_then_and_queued_consumers_keep_their_order)
+{
+    reset_counters();
+    fa_promise_t p;
+    fa_future_t a = pending(&p), b, c;
+    seen_t first = {0}, second = {0}, third = {0};
+    OK(fa_future_done(&a, on_done, &first));
+    OK(fa_promise_resolve(p, FA_VALUE_INT(1))); /* queued first */
+    OK(fa_future_then(ready(10), add_one, NULL, &b)); /* ran now */
+    cr_assert_eq(then_calls, 1);
+    OK(fa_future_done(&b, on_done, &second)); /* queued second */
+    c = ready(20);
+    OK(fa_future_done(&c, on_done, &third)); /* queued third */
+    ev_run(loop, 0);
+    expect_value(&first, 1);
+    expect_value(&second, 11);
+    expect_value(&third, 20);
+    cr_assert_lt(first.order, second.order);
+    cr_assert_lt(second.order, third.order);
+}
+
+/* A then callback that chains on an immediate again, `data` levels deep: each level nests one
+ * inline call until the depth bound, past which the then is queued. */
+static fa_result_t nest(fa_sched_t *s, void *data, fa_value_t v)
+{
+    (void)s;
+    then_depth++;
+    then_depth_max = then_depth > then_depth_max ? then_depth : then_depth_max;
+    intptr_t left = (intptr_t)data;
+    fa_future_t f, g;
+    cr_assert_eq(fa_future_ready(s, FA_VALUE_INT(v.i + 1), &f), 0);
+    if (left > 1)
+        cr_assert_eq(fa_future_then(f, nest, (void *)(left - 1), &g), 0);
+    else
+        cr_assert_eq(fa_future_then(f, add_one_tracking_depth, NULL, &g), 0);
+    then_depth--;
+    return fa_follow(g);
+}
+
+Test(future, inline_nesting_stops_at_the_depth_bound_and_queues_the_rest)
+{
+    reset_counters();
+    then_depth = then_depth_max = 0;
+    enum { LEVELS = 3 * FA_FUTURE_INLINE_DEPTH };
+    fa_future_t g;
+    OK(fa_future_then(ready(0), nest, (void *)(intptr_t)LEVELS, &g));
+    cr_assert_eq(then_depth_max, FA_FUTURE_INLINE_DEPTH, "nested inline calls: %d",
+                 then_depth_max);
+    cr_assert_eq(fa_future_state(g), FA_FUT_PENDING, "the part past the bound is queued");
+    seen_t seen = {0};
+    OK(fa_future_done(&g, on_done, &seen));
+    ev_run(loop, 0);
+    expect_value(&seen, LEVELS + 1);
+    /* From the drain, the queued callback's own frame plus at most the bound again. */
+    cr_assert_eq(then_depth_max, FA_FUTURE_INLINE_DEPTH + 1, "nesting from the drain: %d",
+                 then_depth_max);
+}
+
+Test(future, a_long_chain_of_immediates_runs_inline_without_nesting)
+{
+    reset_counters();
+    fa_future_t f = ready(0);
+    for (int i = 0; i < 1000; i++)
+        OK(fa_future_then(f, add_one, NULL, &f));
+    fa_result_t r;
+    OK(fa_future_get(f, &r));
+    cr_assert_eq(r.value.i, 1000, "sequential thens never hit the depth bound");
+    cr_assert_eq(then_calls, 1000);
+}
+
+Test(future, get_takes_a_settled_result_and_refuses_a_pending_one)
+{
+    fa_promise_t p;
+    fa_future_t f = pending(&p), g;
+    fa_result_t r;
+    cr_assert_eq(fa_future_get(f, &r), -EAGAIN);
+    OK(fa_promise_reject(p, app_err(3)));
+    OK(fa_future_get(f, &r));
+    cr_assert_eq(r.state, FA_FUT_REJECTED);
+    cr_assert_eq(r.error.code, 3);
+    cr_assert_not(fa_future_valid(f), "get consumed the object");
+    cr_assert_eq(fa_future_get(f, &r), -ESTALE);
+    f = pending(&p);
+    OK(fa_future_then(f, add_one, NULL, &g));
+    cr_assert_eq(fa_future_get(f, &r), -EBUSY);
+    OK(fa_future_cancel(g));
+}
+
+/* Cancelling a stage queued on a settled object future, before and during its run. */
 
 static fa_future_t self_tail;
 static fa_result_t cancel_own_tail(fa_sched_t *s, void *data, fa_value_t v);
 static void setup_small(void);
 
-Test(future, then_on_ready_future_consumes_it_and_takes_no_second_object)
+static fa_future_t settled(int64_t n)
 {
-    reset_counters();
-    fa_future_t f = ready(5), g;
-    fa_sched_stats_t st;
-    fa_sched_stats(&S, &st);
-    uint32_t live = st.futures_live;
-    OK(fa_future_then(f, add_one, NULL, &g));
-    fa_sched_stats(&S, &st);
-    cr_assert_eq(st.futures_live, live, "no second object for a then on a ready value");
-    cr_assert_eq(st.queued, 1, "the stage is queued at once");
-    cr_assert_not(fa_future_valid(f), "the ready future's handle is consumed");
-    cr_assert_eq(fa_future_then(f, add_one, NULL, &g), -ESTALE);
-    cr_assert_eq(fa_future_cancel(f), -ESTALE);
-    cr_assert(fa_future_valid(g));
-    cr_assert_eq(fa_future_state(g), FA_FUT_PENDING, "pending until the stage has run");
-    fa_future_t h;
-    OK(fa_future_then(g, add_one, NULL, &h));
-    cr_assert_eq(fa_future_then(g, add_one, NULL, &f), -EBUSY);
-    seen_t seen = {0};
-    OK(fa_future_done(h, on_done, &seen));
-    cr_assert_eq(then_calls, 0);
-    ev_run(loop, 0);
-    cr_assert_eq(then_calls, 2);
-    expect_value(&seen, 7);
-}
-
-Test(future, then_on_ready_future_keeps_fifo_order_with_other_settlements)
-{
-    reset_counters();
     fa_promise_t p;
-    fa_future_t a = pending(&p), b;
-    seen_t first = {0}, second = {0}, third = {0};
-    OK(fa_future_done(a, on_done, &first));
-    OK(fa_promise_resolve(p, FA_VALUE_INT(1)));   /* queued first */
-    OK(fa_future_then(ready(10), add_one, NULL, &b)); /* queued second: its stage */
-    OK(fa_future_done(b, on_done, &second));
-    fa_future_t c;
-    OK(fa_future_ready(&S, FA_VALUE_INT(20), &c));
-    OK(fa_future_done(c, on_done, &third)); /* queued third */
-    ev_run(loop, 0);
-    expect_value(&first, 1);
-    expect_value(&second, 11);
-    expect_value(&third, 20);
-    /* b's done runs after its stage, which ran second: after c's done was queued. */
-    cr_assert_lt(first.order, third.order);
-    cr_assert_lt(third.order, second.order);
+    fa_future_t f = pending(&p);
+    OK(fa_promise_resolve(p, FA_VALUE_INT(n)));
+    return f;
 }
 
-Test(future, cancel_a_then_on_a_ready_future_before_and_during_its_run)
+Test(future, cancel_a_then_on_a_settled_future_before_and_during_its_run)
 {
     reset_counters();
     fa_future_t g;
     seen_t seen = {0};
-    /* Cancelled while its stage is still queued: the stage never runs. */
-    OK(fa_future_then(ready(1), add_one, NULL, &g));
-    OK(fa_future_done(g, on_done, &seen));
+    /* Cancelled while its input is still queued: the stage never runs. */
+    OK(fa_future_then(settled(1), add_one, NULL, &g));
+    OK(fa_future_done(&g, on_done, &seen));
     OK(fa_future_cancel(g));
     cr_assert_not(fa_future_valid(g));
     /* Cancelled through a consumer further down while queued. */
     fa_future_t h;
-    OK(fa_future_then(ready(1), add_one, NULL, &g));
+    OK(fa_future_then(settled(1), add_one, NULL, &g));
     OK(fa_future_catch(g, recover_100, NULL, &h));
     cr_assert_eq(fa_future_cancel(g), -EBUSY, "g has a consumer: cancel the end instead");
-    OK(fa_future_done(h, on_done, &seen));
+    OK(fa_future_done(&h, on_done, &seen));
     OK(fa_future_cancel(h));
     ev_run(loop, 0);
     cr_assert_eq(then_calls, 0, "a cancelled stage never runs");
     cr_assert_eq(seen.calls, 0);
     /* Cancelled from inside its own running stage (self_tail is the stage itself). */
-    OK(fa_future_then(ready(1), cancel_own_tail, NULL, &self_tail));
+    OK(fa_future_then(settled(1), cancel_own_tail, NULL, &self_tail));
     ev_run(loop, 0);
     cr_assert_eq(then_calls, 1);
 }
 
-Test(future, then_on_a_ready_future_works_with_the_pool_exhausted, .init = setup_small)
+Test(future, a_chain_over_immediates_works_with_the_pool_exhausted, .init = setup_small)
 {
     reset_counters();
+    fa_promise_t p[4];
     fa_future_t f[4];
     for (int i = 0; i < 4; i++)
-        OK(fa_future_ready(&S, FA_VALUE_INT(i), &f[i]));
+        f[i] = pending(&p[i]);
     fa_future_t g;
-    cr_assert_eq(fa_future_ready(&S, FA_VALUE_INT(9), &g), -ENOMEM);
-    OK(fa_future_then(f[0], add_one, NULL, &g));
+    cr_assert_eq(fa_promise_new(&S, &p[0], &g), -ENOMEM);
+    OK(fa_future_then(ready(0), add_one, NULL, &g));
+    OK(fa_future_then(g, add_one, NULL, &g));
+    cr_assert_eq(then_calls, 2, "no object needed");
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
-    for (int i = 1; i < 4; i++)
+    fa_future_t h = g;
+    cr_assert_eq(fa_future_done(&h, on_done, &seen), -ENOMEM, "done needs an object");
+    cr_assert_eq(memcmp(&h, &g, sizeof(g)), 0, "a refused done leaves the handle as it was");
+    OK(fa_future_cancel(f[3]));
+    OK(fa_future_done(&g, on_done, &seen));
+    for (int i = 0; i < 3; i++)
         OK(fa_future_cancel(f[i]));
     ev_run(loop, 0);
-    expect_value(&seen, 1);
+    expect_value(&seen, 2);
 }
 
 Test(future, resolve_queues_the_continuation_instead_of_running_it)
@@ -281,7 +400,7 @@ Test(future, resolve_queues_the_continuation_instead_of_running_it)
     fa_future_t f = pending(&p), g;
     OK(fa_future_then(f, add_one, NULL, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     OK(fa_promise_resolve(p, FA_VALUE_INT(41)));
     cr_assert_eq(then_calls, 0, "resolution ran the continuation on the spot");
     cr_assert_eq(fa_future_state(g), FA_FUT_PENDING);
@@ -297,7 +416,7 @@ Test(future, continuations_run_in_resolution_order)
     seen_t seen[4] = {0};
     for (int i = 0; i < 4; i++) {
         f[i] = pending(&p[i]);
-        OK(fa_future_done(f[i], on_done, &seen[i]));
+        OK(fa_future_done(&f[i], on_done, &seen[i]));
     }
     const int order[4] = {2, 0, 3, 1};
     for (int i = 0; i < 4; i++)
@@ -318,7 +437,7 @@ Test(future, long_then_chain_on_ready_and_pending_values)
     for (int i = 0; i < 10; i++)
         OK(fa_future_then(f, add_one, NULL, &f));
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
+    OK(fa_future_done(&f, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(seen.calls, 0, "nothing resolves before the promise");
     OK(fa_promise_resolve(p, FA_VALUE_INT(0)));
@@ -339,7 +458,7 @@ Test(future, error_skips_then_stages_reaches_first_catch_and_recovers)
     OK(fa_future_catch(g, recover_100, NULL, &g)); /* not reached: the first one recovered */
     OK(fa_future_then(g, add_one, NULL, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     OK(fa_promise_reject(p, app_err(5)));
     ev_run(loop, 0);
     cr_assert_eq(catch_calls, 1);
@@ -355,7 +474,7 @@ Test(future, error_from_a_then_stage_and_catch_skipped_on_success)
     OK(fa_future_then(g, fail_with_7, NULL, &g));
     OK(fa_future_then(g, add_one, NULL, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(catch_calls, 0);
     cr_assert_eq(then_calls, 1);
@@ -369,8 +488,8 @@ Test(future, finally_sees_value_and_error_and_passes_them_through)
     OK(fa_future_finally(ready(3), on_finally, NULL, &a));
     OK(fa_future_finally(failed(9), on_finally, NULL, &b));
     seen_t sa = {0}, sb = {0};
-    OK(fa_future_done(a, on_done, &sa));
-    OK(fa_future_done(b, on_done, &sb));
+    OK(fa_future_done(&a, on_done, &sa));
+    OK(fa_future_done(&b, on_done, &sb));
     ev_run(loop, 0);
     cr_assert_eq(finally_calls, 2);
     cr_assert_eq(finally_seen.state, FA_FUT_REJECTED, "the second finally saw the error");
@@ -395,7 +514,7 @@ Test(future, a_stage_returning_a_future_is_followed)
     OK(fa_future_then(ready(1), returns_pending, NULL, &g));
     OK(fa_future_then(g, add_one, NULL, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(seen.calls, 0);
     OK(fa_promise_resolve(follow_p, FA_VALUE_INT(50)));
@@ -412,11 +531,12 @@ static fa_result_t returns_stale(fa_sched_t *s, void *data, fa_value_t v)
 
 Test(future, a_stage_returning_a_stale_future_rejects_with_fa_err_stale)
 {
-    fa_future_t old = ready(1), g;
+    fa_promise_t p;
+    fa_future_t old = pending(&p), g;
     OK(fa_future_cancel(old)); /* now stale */
     OK(fa_future_then(ready(2), returns_stale, &old, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     ev_run(loop, 0);
     expect_error(&seen, fa_err_stale, -ESTALE);
 }
@@ -428,8 +548,8 @@ Test(future, stale_handles_are_detected_not_reused)
     fa_promise_t p;
     fa_future_t f = pending(&p);
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
-    cr_assert_eq(fa_future_done(f, on_done, &seen), -EBUSY, "a second consumer");
+    OK(fa_future_done(&f, on_done, &seen));
+    cr_assert_eq(fa_future_done(&f, on_done, &seen), -EBUSY, "a second consumer");
     fa_future_t g;
     cr_assert_eq(fa_future_then(f, add_one, NULL, &g), -EBUSY);
     OK(fa_promise_resolve(p, FA_VALUE_INT(1)));
@@ -437,7 +557,9 @@ Test(future, stale_handles_are_detected_not_reused)
     ev_run(loop, 0);
     expect_value(&seen, 1);
     /* f has been consumed and recycled; the next future reuses its object (LIFO free list). */
-    fa_future_t h = ready(5);
+    fa_promise_t q;
+    fa_future_t h = pending(&q);
+    OK(fa_promise_resolve(q, FA_VALUE_INT(5)));
     cr_assert_eq(h._p, f._p, "the recycler handed the same object out again");
     cr_assert_not(fa_future_valid(f));
     cr_assert(fa_future_valid(h));
@@ -472,7 +594,7 @@ Test(future, cancel_mid_chain_returns_everything_and_late_resolution_is_a_noop)
     OK(fa_future_then(g, add_one, NULL, &g));
     OK(fa_future_catch(g, recover_100, NULL, &g));
     seen_t seen = {0};
-    OK(fa_future_done(g, on_done, &seen));
+    OK(fa_future_done(&g, on_done, &seen));
     fa_sched_stats_t st;
     fa_sched_stats(&S, &st);
     cr_assert_eq(st.futures_live, 5);
@@ -493,7 +615,7 @@ Test(future, cancel_a_settled_future_still_in_the_run_queue)
     fa_promise_t p;
     fa_future_t f = pending(&p);
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
+    OK(fa_future_done(&f, on_done, &seen));
     OK(fa_promise_resolve(p, FA_VALUE_INT(1)));
     OK(fa_future_cancel(f)); /* queued, not yet delivered */
     ev_run(loop, 0);
@@ -513,7 +635,7 @@ Test(future, cancel_from_inside_a_running_stage)
 {
     reset_counters();
     fa_future_t g;
-    OK(fa_future_then(ready(1), cancel_own_tail, NULL, &g));
+    OK(fa_future_then(settled(1), cancel_own_tail, NULL, &g));
     OK(fa_future_then(g, add_one, NULL, &self_tail));
     ev_run(loop, 0);
     cr_assert_eq(then_calls, 1, "the stage after the cancelled one never ran");
@@ -542,7 +664,7 @@ Test(future, million_link_chain_resolves_on_a_flat_stack)
     for (int i = 0; i < CHAIN; i++)
         OK(fa_future_then(f, count_and_measure_stack, NULL, &f));
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
+    OK(fa_future_done(&f, on_done, &seen));
     OK(fa_promise_resolve(p, FA_VALUE_INT(0)));
     ev_run(loop, 0);
     expect_value(&seen, CHAIN);
@@ -640,7 +762,7 @@ ParameterizedTest(comb_case_t *tc, future, when_all_mixed)
     fa_future_t all;
     OK(fa_when_all(&S, in.in, in.n, values, &all));
     seen_t seen = {0};
-    OK(fa_future_done(all, on_done, &seen));
+    OK(fa_future_done(&all, on_done, &seen));
     ev_run(loop, 0);
     int noops = settle_pending(&in, tc->kinds);
     if (tc->expect >= 0) {
@@ -671,7 +793,7 @@ Test(future, when_all_fail_fast_cancels_the_pending_rest_at_once)
     fa_future_t all;
     OK(fa_when_all(&S, in.in, in.n, values, &all));
     seen_t seen = {0};
-    OK(fa_future_done(all, on_done, &seen));
+    OK(fa_future_done(&all, on_done, &seen));
     ev_run(loop, 0);
     expect_error(&seen, err_app, 3);
     cr_assert_eq(cancel_hooks, 3, "the three pending inputs were cancelled");
@@ -699,7 +821,7 @@ Test(future, when_all_refusal_late_in_the_list_unlinks_every_earlier_input)
     fa_future_t busy = in[N - 1], g;
     OK(fa_future_then(in[N - 1], add_one, NULL, &g)); /* the last input now has a consumer */
     cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EBUSY);
-    in[N - 1] = in[N - 2]; /* a duplicate at the very end */
+    in[N - 1] = in[N - 4]; /* a duplicate (of a pending object future) at the very end */
     cr_assert_eq(fa_when_all(&S, in, N, values, &all), -EINVAL);
     OK(fa_future_cancel(g));
     cr_assert_not(fa_future_valid(busy));
@@ -707,7 +829,7 @@ Test(future, when_all_refusal_late_in_the_list_unlinks_every_earlier_input)
     /* -EBUSY here would mean a refused call left an input linked. */
     OK(fa_when_all(&S, in, N, values, &all));
     seen_t seen = {0};
-    OK(fa_future_done(all, on_done, &seen));
+    OK(fa_future_done(&all, on_done, &seen));
     for (int i = 0; i < N - 1; i += 3) /* p[N - 1]'s future was cancelled with g */
         OK(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
     ev_run(loop, 0);
@@ -725,21 +847,30 @@ Test(future, when_all_of_nothing_and_bad_inputs)
     fa_value_t values[2];
     OK(fa_when_all(&S, NULL, 0, values, &all));
     seen_t seen = {0};
-    OK(fa_future_done(all, on_done, &seen));
+    OK(fa_future_done(&all, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(seen.r.state, FA_FUT_RESOLVED);
     cr_assert_eq(seen.r.value.len, 0);
 
-    in[0] = ready(1);
+    fa_promise_t p[2];
+    in[0] = pending(&p[0]);
     in[1] = in[0];
     cr_assert_eq(fa_when_all(&S, in, 2, values, &all), -EINVAL, "the same input twice");
-    in[1] = ready(2);
+    in[1] = pending(&p[1]);
     OK(fa_future_cancel(in[1]));
     cr_assert_eq(fa_when_all(&S, in, 2, values, &all), -ESTALE);
     cr_assert(fa_future_valid(in[0]), "a failed combinator consumed nothing");
     fa_future_t g;
     OK(fa_future_then(in[0], add_one, NULL, &g));
     OK(fa_future_cancel(g));
+    /* The same immediate twice is fine: it is a value. */
+    in[0] = in[1] = ready(4);
+    OK(fa_when_all(&S, in, 2, values, &all));
+    seen_t seen2 = {0};
+    OK(fa_future_done(&all, on_done, &seen2));
+    ev_run(loop, 0);
+    cr_assert_eq(seen2.r.state, FA_FUT_RESOLVED);
+    cr_assert_eq(values[0].i + values[1].i, 8);
 }
 
 ParameterizedTestParameters(future, any_and_race)
@@ -769,7 +900,7 @@ ParameterizedTest(comb_case_t *tc, future, any_and_race)
     else
         OK(fa_when_any(&S, in.in, in.n, &winner, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     settle_pending(&in, tc->kinds);
     if (tc->expect >= 0) {
@@ -788,7 +919,7 @@ Test(future, race_pending_failure_reported)
     fa_future_t out;
     OK(fa_race(&S, in.in, in.n, NULL, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     OK(fa_promise_reject(in.p[1], app_err(77)));
     ev_run(loop, 0);
@@ -802,7 +933,7 @@ Test(future, any_of_nothing_is_an_error)
     fa_future_t out;
     OK(fa_when_any(&S, NULL, 0, NULL, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     expect_error(&seen, fa_err_empty, -EINVAL);
 }
@@ -816,7 +947,7 @@ Test(future, when_some_k_of_n_with_failures_and_cancels_the_rest)
     fa_future_t out;
     OK(fa_when_some(&S, in.in, in.n, 2, values, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(seen.calls, 0, "one of two so far");
     OK(fa_promise_resolve(in.p[3], FA_VALUE_INT(40)));
@@ -841,7 +972,7 @@ Test(future, when_some_fails_once_k_is_out_of_reach)
     fa_future_t out;
     OK(fa_when_some(&S, in.in, in.n, 3, values, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(seen.calls, 0, "one failure of four still allows three");
     OK(fa_promise_reject(in.p[0], app_err(11)));
@@ -871,7 +1002,7 @@ Test(future, map_applies_as_each_input_resolves)
     fa_future_t out;
     OK(fa_future_map(&S, in.in, in.n, map_double, NULL, values, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     cr_assert_eq(map_calls, 1, "the ready input was mapped before the others resolved");
     OK(fa_promise_resolve(in.p[2], FA_VALUE_INT(7)));
@@ -896,7 +1027,7 @@ Test(future, map_function_error_and_input_error_fail_fast)
     fa_future_t out;
     OK(fa_future_map(&S, in.in, in.n, map_double, NULL, values, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     OK(fa_promise_resolve(in.p[1], FA_VALUE_INT(666)));
     ev_run(loop, 0);
     expect_error(&seen, err_app, 1);
@@ -905,7 +1036,7 @@ Test(future, map_function_error_and_input_error_fail_fast)
     fa_future_t in2[2] = {failed(4), ready(1)}, out2;
     OK(fa_future_map(&S, in2, 2, map_double, NULL, values, &out2));
     seen_t seen2 = {0};
-    OK(fa_future_done(out2, on_done, &seen2));
+    OK(fa_future_done(&out2, on_done, &seen2));
     ev_run(loop, 0);
     expect_error(&seen2, err_app, 4);
 }
@@ -926,7 +1057,7 @@ Test(future, filter_keeps_input_order_with_mixed_inputs)
     fa_future_t out;
     OK(fa_future_filter(&S, in.in, in.n, keep_multiple_of_20, NULL, values, &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     settle_pending(&in, "rpprp");
     cr_assert_eq(seen.calls, 1);
     cr_assert_eq(seen.r.value.len, 2);
@@ -936,7 +1067,7 @@ Test(future, filter_keeps_input_order_with_mixed_inputs)
     fa_future_t in2[2] = {ready(20), failed(8)}, out2;
     OK(fa_future_filter(&S, in2, 2, keep_multiple_of_20, NULL, values, &out2));
     seen_t seen2 = {0};
-    OK(fa_future_done(out2, on_done, &seen2));
+    OK(fa_future_done(&out2, on_done, &seen2));
     ev_run(loop, 0);
     expect_error(&seen2, err_app, 8);
 }
@@ -960,7 +1091,7 @@ Test(future, reduce_folds_in_completion_order)
     fa_future_t out;
     OK(fa_future_reduce(&S, in.in, in.n, fold_digits, NULL, FA_VALUE_INT(9), &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     settle_pending(&in, "prpp"); /* pending ones resolve 3, 2, 0 */
     expect_value(&seen, 91320);
@@ -971,14 +1102,14 @@ Test(future, reduce_folds_in_completion_order)
     fa_future_t out2, in2[2] = {ready(1), failed(2)};
     OK(fa_future_reduce(&S, in2, 2, fold_digits, NULL, FA_VALUE_INT(0), &out2));
     seen_t seen2 = {0};
-    OK(fa_future_done(out2, on_done, &seen2));
+    OK(fa_future_done(&out2, on_done, &seen2));
     ev_run(loop, 0);
     expect_error(&seen2, err_app, 2);
 
     fa_future_t out3;
     OK(fa_future_reduce(&S, NULL, 0, fold_digits, NULL, FA_VALUE_INT(5), &out3));
     seen_t seen3 = {0};
-    OK(fa_future_done(out3, on_done, &seen3));
+    OK(fa_future_done(&out3, on_done, &seen3));
     ev_run(loop, 0);
     expect_value(&seen3, 5);
 }
@@ -1028,7 +1159,7 @@ Test(future, timeout_fires_cancels_the_input_and_rejects)
     OK(fa_promise_on_cancel(p, on_cancel_count, NULL));
     OK(fa_future_timeout(f, 0.01, &t));
     seen_t seen = {0};
-    OK(fa_future_done(t, on_done, &seen));
+    OK(fa_future_done(&t, on_done, &seen));
     fa_sched_stats_t st;
     fa_sched_stats(&S, &st);
     cr_assert_eq(st.timers_active, 1);
@@ -1051,7 +1182,7 @@ Test(future, timeout_that_does_not_fire_stops_its_timer)
     fa_future_t f = pending(&p), t;
     OK(fa_future_timeout(f, 3600., &t)); /* would hold the loop for an hour if left running */
     seen_t seen = {0};
-    OK(fa_future_done(t, on_done, &seen));
+    OK(fa_future_done(&t, on_done, &seen));
     ev_timer soon;
     ev_timer_init(&soon, resolve_soon, 0.001, 0.);
     soon.data = &p;
@@ -1061,7 +1192,7 @@ Test(future, timeout_that_does_not_fire_stops_its_timer)
     fa_future_t t2;
     OK(fa_future_timeout(ready(3), 3600., &t2));
     seen_t seen2 = {0};
-    OK(fa_future_done(t2, on_done, &seen2));
+    OK(fa_future_done(&t2, on_done, &seen2));
     ev_run(loop, 0);
     expect_value(&seen2, 3);
 }
@@ -1108,7 +1239,7 @@ Test(future, retry_succeeds_after_failures_with_backoff)
     OK(fa_future_retry(&S, attempt, &a, 5, 0.001, &r));
     cr_assert_eq(a.calls, 1, "attempt 0 runs inside the call");
     seen_t seen = {0};
-    OK(fa_future_done(r, on_done, &seen));
+    OK(fa_future_done(&r, on_done, &seen));
     ev_run(loop, 0);
     expect_value(&seen, 1002);
     cr_assert_eq(a.calls, 3);
@@ -1120,7 +1251,7 @@ Test(future, retry_gives_up_with_the_last_error)
     fa_future_t r;
     OK(fa_future_retry(&S, attempt, &a, 3, 0, &r));
     seen_t seen = {0};
-    OK(fa_future_done(r, on_done, &seen));
+    OK(fa_future_done(&r, on_done, &seen));
     ev_run(loop, 0);
     expect_error(&seen, err_app, 102);
     cr_assert_eq(a.calls, 3);
@@ -1165,7 +1296,7 @@ Test(future, compose_runs_stages_in_order_and_errors_skip_the_rest)
     fa_future_t out;
     OK(fa_future_compose(&S, stages, 3, FA_VALUE_INT(1), &out));
     seen_t seen = {0};
-    OK(fa_future_done(out, on_done, &seen));
+    OK(fa_future_done(&out, on_done, &seen));
     ev_run(loop, 0);
     expect_value(&seen, 21);
 
@@ -1173,14 +1304,14 @@ Test(future, compose_runs_stages_in_order_and_errors_skip_the_rest)
     then_calls = 0;
     OK(fa_future_compose(&S, failing, 3, FA_VALUE_INT(1), &out));
     seen_t seen2 = {0};
-    OK(fa_future_done(out, on_done, &seen2));
+    OK(fa_future_done(&out, on_done, &seen2));
     ev_run(loop, 0);
     expect_error(&seen2, err_app, 7);
     cr_assert_eq(then_calls, 2);
 
     OK(fa_future_compose(&S, stages, 5, FA_VALUE_INT(1), &out));
     seen_t seen3 = {0};
-    OK(fa_future_done(out, on_done, &seen3));
+    OK(fa_future_done(&out, on_done, &seen3));
     ev_run(loop, 0);
     OK(fa_promise_resolve(follow_p, FA_VALUE_INT(5)));
     ev_run(loop, 0);
@@ -1195,7 +1326,7 @@ Test(future, pipeline_pattern_done_then_cancel_on_disconnect)
     fa_future_t f = pending(&p);
     OK(fa_promise_on_cancel(p, on_cancel_count, NULL));
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
+    OK(fa_future_done(&f, on_done, &seen));
     ev_run(loop, 0);
     OK(fa_future_cancel(f)); /* the connection closed */
     cr_assert_eq(cancel_hooks, 1);
@@ -1215,18 +1346,21 @@ static void setup_small(void)
 Test(future, pool_exhaustion_is_an_error_not_a_crash, .init = setup_small)
 {
     fa_future_t f[4], g;
-    fa_promise_t p;
-    for (int i = 0; i < 4; i++)
-        OK(fa_future_ready(&S, FA_VALUE_INT(i), &f[i]));
-    cr_assert_eq(fa_future_ready(&S, FA_VALUE_INT(9), &g), -ENOMEM);
+    fa_promise_t p, fp[4];
+    for (int i = 0; i < 4; i++) {
+        f[i] = pending(&fp[i]);
+        OK(fa_promise_resolve(fp[i], FA_VALUE_INT(i)));
+    }
     cr_assert_eq(fa_promise_new(&S, &p, &g), -ENOMEM);
-    /* A then on a ready value reuses its object (see the ready-then tests); a catch needs a
-     * second one. */
+    cr_assert_eq(fa_future_then(f[0], add_one, NULL, &g), -ENOMEM);
     cr_assert_eq(fa_future_catch(f[0], recover_100, NULL, &g), -ENOMEM);
     cr_assert(fa_future_valid(f[0]), "a failed catch consumed nothing");
     cr_assert_eq(fa_future_state(f[0]), FA_FUT_RESOLVED);
     fa_value_t values[2];
     cr_assert_eq(fa_when_all(&S, f, 2, values, &g), -ENOMEM);
+    fa_future_t imm[2] = {ready(1), ready(2)};
+    cr_assert_eq(fa_when_all(&S, imm, 2, values, &g), -ENOMEM,
+                 "an immediate input needs an object");
     fa_sched_stats_t st;
     fa_sched_stats(&S, &st);
     cr_assert_geq(st.exhausted, 4);
@@ -1244,8 +1378,9 @@ static int attempt_exhausting(fa_sched_t *s, void *data, unsigned n, fa_future_t
     if (n == 0)
         return fa_future_failed(s, app_err(1), out);
     fa_future_t hog[4];
+    fa_promise_t hp;
     int rc = 0, got = 0;
-    while ((rc = fa_future_ready(s, FA_VALUE_NONE, &hog[got])) == 0)
+    while ((rc = fa_promise_new(s, &hp, &hog[got])) == 0)
         got++;
     for (int i = 0; i < got; i++)
         (void)fa_future_cancel(hog[i]);
@@ -1258,7 +1393,7 @@ Test(future, exhaustion_inside_the_scheduler_rejects_with_fa_err_pool_exhausted,
     fa_future_t r;
     OK(fa_future_retry(&S, attempt_exhausting, NULL, 3, 0, &r));
     seen_t seen = {0};
-    OK(fa_future_done(r, on_done, &seen));
+    OK(fa_future_done(&r, on_done, &seen));
     ev_run(loop, 0);
     expect_error(&seen, fa_err_pool_exhausted, -ENOMEM);
 }
@@ -1278,7 +1413,7 @@ static void workload(void)
     OK(fa_future_timeout(f, 3600., &f));
     OK(fa_future_then(f, add_one, NULL, &f));
     seen_t seen = {0};
-    OK(fa_future_done(f, on_done, &seen));
+    OK(fa_future_done(&f, on_done, &seen));
     for (int i = 7; i >= 0; i--)
         OK(fa_promise_resolve(p[i], FA_VALUE_INT(i)));
     ev_run(loop, 0);
