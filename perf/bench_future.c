@@ -194,42 +194,10 @@ static bench_t benches[] = {
 /* Instructions per op of b under callgrind (collection on only inside op_* functions), or -1. */
 static double instr_per_op(const char *self, const bench_t *b)
 {
-    char out[] = "/tmp/bench_future.XXXXXX";
-    int fd = mkstemp(out);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    fflush(stdout); /* or the child would print what is still buffered a second time */
-    pid_t pid = fork();
-    if (pid == 0) {
-        char file[64], count[32];
-        snprintf(file, sizeof(file), "--callgrind-out-file=%s", out);
-        snprintf(count, sizeof(count), "%zu", b->cg_ops);
-        if (!freopen("/dev/null", "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127); /* valgrind's banner and the child's own line are noise here */
-        execlp("valgrind", "valgrind", "--tool=callgrind", "--toggle-collect=op_*", file, self,
-               b->name, count, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    double per = -1;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 0) {
-        FILE *f = fopen(out, "r");
-        char line[256];
-        while (f && fgets(line, sizeof(line), f)) {
-            unsigned long long total;
-            if (sscanf(line, "totals: %llu", &total) == 1 ||
-                sscanf(line, "summary: %llu", &total) == 1) {
-                per = (double)total / (double)b->cg_ops;
-                break;
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    (void)unlink(out); /* a leftover temp file is harmless */
-    return per;
+    char count[32];
+    snprintf(count, sizeof(count), "%zu", b->cg_ops);
+    char *argv[] = {(char *)self, (char *)b->name, count, NULL};
+    return bench_callgrind_per_op("op_*", argv, (double)b->cg_ops);
 }
 
 static double measure(bench_t *b)

@@ -77,41 +77,10 @@ static void run(const fa_router_t *r, const lookup_t *l, long n)
 static double instr_per_op(const char *self, const char *kind)
 {
     const long n = 100000;
-    char out[] = "/tmp/bench_router.XXXXXX";
-    int fd = mkstemp(out);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char file[64], count[32];
-        snprintf(file, sizeof(file), "--callgrind-out-file=%s", out);
-        snprintf(count, sizeof(count), "%ld", n);
-        if (!freopen("/dev/null", "w", stderr)) /* valgrind's banner is noise here */
-            _exit(127);
-        execlp("valgrind", "valgrind", "--tool=callgrind", "--toggle-collect=fa_router_match", file,
-               self, "--one", kind, count, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    double per = -1;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 0) {
-        FILE *f = fopen(out, "r");
-        char line[256];
-        while (f && fgets(line, sizeof(line), f)) {
-            unsigned long long total;
-            if (sscanf(line, "totals: %llu", &total) == 1 ||
-                sscanf(line, "summary: %llu", &total) == 1) {
-                per = (double)total / (double)n;
-                break;
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    (void)unlink(out); /* a leftover temp file is harmless */
-    return per;
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", n);
+    char *argv[] = {(char *)self, "--one", (char *)kind, count, NULL};
+    return bench_callgrind_per_op("fa_router_match", argv, (double)n);
 }
 
 int main(int argc, char **argv)
