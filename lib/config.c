@@ -28,6 +28,7 @@
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define GIB ((size_t)1 << 30)
+#define DURATION_TEXT_MAX 352 /* fmt_duration's longest text: 1e-308 s with 17 digits */
 #define CONN_MEMORY_SLACK (16 * KIB) /* connection_memory beyond header_bytes, at least */
 
 /* ---- error lines ---------------------------------------------------------------------------- */
@@ -187,20 +188,28 @@ static void fmt_size(size_t n, char *buf, size_t buflen)
 
 static bool scan_duration(const char *s, double *out);
 
-/* The shortest of "2h", "5m", "30s", "1.5s", "500ms" that reads back to exactly s seconds. */
+/*
+ * The shortest of "2h", "5m", "30s", "1.5s", "500ms" that reads back to exactly s seconds; else
+ * seconds in fixed notation with 17 significant digits, which always reads back exactly (a
+ * duration may be as small as the smallest positive double: buflen >= DURATION_TEXT_MAX).
+ */
 static void fmt_duration(double s, char *buf, size_t buflen)
 {
-    if (s >= 3600 && fmod(s, 3600) == 0)
-        snprintf(buf, buflen, "%.0fh", s / 3600);
-    else if (s >= 60 && fmod(s, 60) == 0)
-        snprintf(buf, buflen, "%.0fm", s / 60);
-    else if (s >= 1 || s == 0)
-        snprintf(buf, buflen, "%.15gs", s);
-    else
-        snprintf(buf, buflen, "%.15gms", s * 1000);
     double back;
-    if (!scan_duration(buf, &back) || back != s)
-        snprintf(buf, buflen, "%.17fs", s);
+    if (s >= 3600 && fmod(s, 3600) == 0) {
+        snprintf(buf, buflen, "%.0fh", s / 3600);
+        return;
+    }
+    if (s >= 60 && fmod(s, 60) == 0) {
+        snprintf(buf, buflen, "%.0fm", s / 60);
+        return;
+    }
+    bool ms = s > 0 && s < 1;
+    snprintf(buf, buflen, ms ? "%.15gms" : "%.15gs", ms ? s * 1000 : s);
+    if (!strchr(buf, 'e') && scan_duration(buf, &back) && back == s)
+        return;
+    int decimals = s > 0 ? 16 - (int)floor(log10(s)) : 0;
+    snprintf(buf, buflen, "%.*fs", FA_MAX(decimals, 0), s);
 }
 
 /* Digits only, optional leading minus; rejects "+1", "0x10", " 1", "1.0". */
@@ -1350,7 +1359,7 @@ void fa_config_dump(const fa_config_t *c, int fd)
     FILE *out = open_memstream(&text, &len);
     if (!out)
         return;
-    char a[32], b[32], d[32];
+    char a[DURATION_TEXT_MAX], b[DURATION_TEXT_MAX], d[DURATION_TEXT_MAX];
 
     fprintf(out, "# effective configuration of fasterapid %s, loaded from %s\n", FA_VERSION,
             c->file);

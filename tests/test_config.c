@@ -674,6 +674,38 @@ Test(config, dump_of_the_shipped_config_reloads)
     fa_config_free(c);
 }
 
+/* Durations the shortest-text rules cannot write exactly (found by fuzz_config: a 5.222...ms
+ * body timeout was dumped with 15 significant digits and reloaded different), down to the smallest
+ * positive double: each dump must reload to exactly the same value. */
+Test(config, dump_of_inexact_durations_reloads_exactly)
+{
+    static const char *const values[] = {
+        "5.2222222222222222222222222222222ms", "0.1", "1.0000000000000002", "3599.9999999999995",
+        "0.000000000000000000000000000000000000000000000000000001ms",
+        "0." "00000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000000000000049406564584124654",
+    };
+    for (size_t i = 0; i < FA_ARRAY_SIZE(values); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "timeouts:\n  body: %s\n", values[i]);
+        fa_errbuf_t errs = {0};
+        fa_config_t *c = load(text, NULL, 0, &errs);
+        cr_assert_not_null(c, "%s: %s", values[i], errs.text);
+        cr_assert_gt(c->timeouts.body, 0, "%s", values[i]);
+        char *first = dump_text(c);
+        fa_config_t *again = fa_config_load_buf("dump.yaml", first, strlen(first), NULL, 0, &errs);
+        cr_assert_not_null(again, "%s\n--- dump:\n%s", errs.text, first);
+        cr_assert_eq(again->timeouts.body, c->timeouts.body, "%s: %.17g became %.17g", values[i],
+                     c->timeouts.body, again->timeouts.body);
+        check_round_trip(c);
+        free(first);
+        fa_config_free(again);
+        fa_config_free(c);
+    }
+}
+
 Test(config, dump_of_unusual_values_reloads)
 {
     fa_errbuf_t errs = {0};
