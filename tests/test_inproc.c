@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static fa_inproc_t ip;
@@ -323,4 +324,35 @@ Test(inproc_fast, a_request_reads_the_same_to_the_fast_path_and_to_llhttp)
     uint64_t fast = ip.worker.stats.requests_fast - fast_before;
     cr_assert_gt(fast, FA_ARRAY_SIZE(fast_cases), "fast path took %llu requests",
                  (unsigned long long)fast);
+}
+
+/* A harness whose loop sat idle longer than the header timeout before a connection came. */
+static void setup_short_header_timeout(void)
+{
+    char err[1024];
+    static const char *const ov[] = {"timeouts.header=100ms"};
+    fa_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+    cr_assert(fa_inproc_init(&ip, "conf/fasterapid.yaml", ov, 1, 4096, err, sizeof(err)), "%s",
+              err);
+}
+
+TestSuite(inproc_clock, .init = setup_short_header_timeout, .fini = teardown, .timeout = 30);
+
+/*
+ * fa_inproc_connect adopts outside the loop: it must stamp the connection with the current time,
+ * as the accept path (inside a loop iteration) does, not with the loop's last cached time. With
+ * a stale stamp a fuzzer process starved between two inputs saw its next connection time out
+ * before its first byte, and answered nothing (a false differential report).
+ */
+Test(inproc_clock, a_connection_adopted_after_an_idle_spell_is_served)
+{
+    fa_inproc_run(&ip, -1, NULL, NULL, NULL);
+    struct timespec ts = {0, 300 * 1000000}; /* 3 header timeouts */
+    nanosleep(&ts, NULL);
+    char *out = NULL;
+    size_t len = 0;
+    converse("GET /health HTTP/1.1\r\nHost: t\r\n\r\n", 0, &out, &len);
+    cr_assert(len > 12 && memcmp(out, "HTTP/1.1 200", 12) == 0, "got %zu bytes: %.*s", len,
+              (int)len, out ? out : "");
+    fa_free(out);
 }

@@ -113,6 +113,9 @@ int fa_inproc_connect(fa_inproc_t *ip)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
+    /* The accept path runs inside a loop iteration, with a fresh ev_now; this runs between
+     * iterations, maybe long after the last one: stamp the connection with the time now. */
+    ev_now_update(ip->worker.loop);
     fa_conn_adopt(&ip->worker, sv[0]);
     return sv[1];
 }
