@@ -138,8 +138,12 @@ static void place(builder_t *b, fa_yaml_node_t *node)
         } else {
             for (size_t i = 0; i < f->len; i += 2) {
                 const fa_yaml_node_t *k = f->items[i];
-                if (k->kind == FA_YAML_SCALAR && k->scalar.len == node->scalar.len &&
-                    memcmp(k->scalar.str, node->scalar.str, k->scalar.len) == 0) {
+                /* The same text, or two spellings of null ("", "~", "null"): one key. */
+                bool same = k->kind == FA_YAML_SCALAR &&
+                            ((k->scalar.len == node->scalar.len &&
+                              memcmp(k->scalar.str, node->scalar.str, k->scalar.len) == 0) ||
+                             (fa_yaml_is_null(k) && fa_yaml_is_null(node)));
+                if (same) {
                     path_of(b, node, path, sizeof(path));
                     add_err(b, "%s:%u:%u: %s: duplicate key (first defined at line %u, column %u)",
                             b->file, node->line, node->col, path, k->line, k->col);

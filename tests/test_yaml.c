@@ -152,6 +152,10 @@ static yaml_error_case_t error_cases[] = {
     {"every duplicate is reported", "a: 1\na: 2\nb: {c: 1, c: 2}\n",
      "t.yaml:2:1: a: duplicate key (first defined at line 1, column 1)\n"
      "t.yaml:3:11: b.c: duplicate key (first defined at line 3, column 5)"},
+    {"two spellings of a null key (found by fuzz_config: the dump wrote both as ~)",
+     "b: {~: 1, null: 2, &x : 3}\n",
+     "t.yaml:1:11: b.null: duplicate key (first defined at line 1, column 5)\n"
+     "t.yaml:1:20: b.: duplicate key (first defined at line 1, column 5)"},
     {"sequence as a key", "? [a]\n: 1\n",
      "t.yaml:1:3: mapping keys must be scalars, got a sequence"},
     {"two documents", "a: 1\n---\nb: 2\n",
