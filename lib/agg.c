@@ -752,6 +752,40 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
 }
 
 /*
+ * fa_agg_add in two halves for one event: the look-ahead of the batch path below (cache form,
+ * hash, prefetches), then add_event trusting nothing from it but the pure functions of the key.
+ * Both prefetches are issued at once, so a new key's two misses (its cache bucket, its table
+ * slot) overlap instead of following one another; on a cache hit the slot's is wasted advice.
+ */
+void fa_agg_key_prepare(const fa_agg_t *a, const char *key, size_t keylen, fa_agg_key_t *out)
+{
+    out->_key = key;
+    out->_keylen = keylen;
+    out->_hi = 0;
+    if (FA_UNLIKELY(keylen > FA_AGG_KEY_MAX))
+        return;
+    ckey_t k = {.hi = 0};
+    if (cache.agg) {
+        ckey_make(a, key, keylen, &k);
+        if (k.hi && cache_mine(a))
+            __builtin_prefetch(cache_bucket(&k));
+    }
+    out->_lo = k.lo;
+    out->_hi = k.hi;
+    out->_ch = k.ch;
+    out->_h = fa__agg_hash(a, key, keylen);
+    __builtin_prefetch(&a->table[out->_h & a->mask]);
+}
+
+int fa_agg_add_prepared(fa_agg_t *a, unsigned shard, const fa_agg_key_t *pk, __int128 value_nanos)
+{
+    if (FA_UNLIKELY(pk->_keylen > FA_AGG_KEY_MAX))
+        return -EINVAL;
+    ckey_t k = {.lo = pk->_lo, .hi = pk->_hi, .ch = pk->_ch};
+    return add_event(a, shard, pk->_key, pk->_keylen, value_nanos, &k, true, pk->_h);
+}
+
+/*
  * The batch path: the same events as fa_agg_add in a loop, with the memory they will touch
  * requested ahead. Event i + PF_KEY has its cache form made and its cache bucket prefetched (or,
  * when it bypasses the cache, its hash made and its table slot prefetched); event i + PF_SLOT,
