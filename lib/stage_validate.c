@@ -249,6 +249,8 @@ static const void *parse(fa_stage_parse_t *p)
 
 /* ---- run ---- */
 
+/* What validation found. Only nerr is set before the first failure, which fills in the rest:
+ * a valid request pays for none of it. */
 typedef struct {
     fa_json_writer_t out;
     unsigned nerr;
@@ -266,6 +268,10 @@ static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (rep->nerr == 0) {
+        /* With an on_error answer for 400 only the first reason is needed, as text. */
+        rep->batch = fa_batch_in_event(fa_pipe_ctx(req)->batch) || fa_pipe_has_on_error(req, 400);
+    }
     if (rep->batch) {
         if (rep->nerr++ == 0)
             snprintf(rep->first, sizeof(rep->first), "%.*s %s", (int)FA_MIN(field.len, 64u),
@@ -391,9 +397,8 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
                                             : "the body must be a JSON object");
         return FA_DONE;
     }
-    /* With an on_error answer for 400 only the first reason is needed, as text. */
-    report_t rep = {.nerr = 0,
-                    .batch = fa_batch_in_event(ctx->batch) || fa_pipe_has_on_error(req, 400)};
+    report_t rep;
+    rep.nerr = 0;
     for (size_t i = 0; i < c->nfields; i++) {
         const field_t *f = &c->fields[i];
         int tok = fa_json_object_get(doc, root, f->name.ptr, f->name.len);
