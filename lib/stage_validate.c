@@ -327,6 +327,18 @@ static bool type_ok(const fa_json_t *doc, int tok, vtype_t want)
     return false;
 }
 
+/* A JSON number that no conversion can take to infinity: no exponent, and so few digits that
+ * it is far below DBL_MAX (1.8e308). */
+static bool plainly_finite(fa_str_t raw)
+{
+    if (raw.len >= 300)
+        return false;
+    for (size_t i = 0; i < raw.len; i++)
+        if ((raw.ptr[i] | 0x20) == 'e')
+            return false;
+    return true;
+}
+
 static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const field_t *f,
                         report_t *rep)
 {
@@ -336,7 +348,9 @@ static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const fiel
         return;
     }
     fa_json_type_t t = fa_json_type(doc, tok);
-    if (t == FA_JSON_NUMBER) {
+    if (t == FA_JSON_NUMBER && !f->has_min && !f->has_max && plainly_finite(fa_json_raw(doc, tok))) {
+        /* only finiteness to check, and it is plain: no conversion needed */
+    } else if (t == FA_JSON_NUMBER) {
         double d;
         if (!fa_json_number(doc, tok, &d)) {
             fail(req, rep, f->name, "must be a finite number");

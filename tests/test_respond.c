@@ -21,7 +21,7 @@ static void setup(void)
 {
     char err[1024];
     fa_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
-    cr_assert(fa_inproc_init(&ip, "tests/conf/respond.yaml", NULL, 0, 1000, err, sizeof(err)),
+    cr_assert(fa_inproc_init(&ip, "tests/conf/stages.yaml", NULL, 0, 1000, err, sizeof(err)),
               "%s", err);
 }
 
