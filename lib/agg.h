@@ -123,11 +123,13 @@ typedef struct {
     const char *_key;
     size_t _keylen;
     uint64_t _lo, _hi, _ch, _h;
+    bool _have_h;
 } fa_agg_key_t;
 
 /**
- * Computes key's cache form and hash and requests from RAM the memory the event will read (its
- * key-cache bucket and its table slot), without waiting: for a single event, call it as soon as
+ * Computes key's cache form (and, when the event will likely need it, its hash) and requests
+ * from RAM the memory the event will read (its key-cache bucket, and then its table slot),
+ * without waiting: for a single event, call it as soon as
  * the key is known and do other work (parsing the value) before fa_agg_add_prepared, so that the
  * cache misses of a key not seen lately overlap with that work and with each other instead of
  * following one another. Pure advice: reads nothing shared, changes nothing. Any thread.

@@ -305,10 +305,11 @@ Test(agg, add_many_matches_add_item_by_item)
 
 /* fa_agg_add_prepared must answer and count as fa_agg_add does: new and returning keys, keys
  * the cache takes and keys too long for it or for the set, a full set, with other events
- * between a key's prepare and its add. */
+ * between a key's prepare and its add; in runs of returning keys (the table slot is left to
+ * the add) and of new ones (prepared with the hash and the slot requested ahead). */
 Test(agg, add_prepared_matches_add)
 {
-    enum { N = 3000, CAP = 900 };
+    enum { N = 3600, CAP = 900 };
     static char keys[N][300];
     fa_agg_t *ref = make(CAP, 1), *a = make(CAP, 1);
     cr_assert_eq(fa_agg_worker_init(a), 0);
@@ -323,8 +324,12 @@ Test(agg, add_prepared_matches_add)
                 memset(keys[i], 'z', n);
             } else if (i % 11 == 3) {
                 n = (size_t)snprintf(keys[i], sizeof(keys[i]), "a-rather-long-user-id-%d", i % 700);
+            } else if (i >= 3000 && i < 3300) {
+                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "new%d", i); /* a run of misses */
             } else {
                 int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000;
+                if (i >= 3300)
+                    k = i % 50; /* a run of hits */
                 n = (size_t)snprintf(keys[i], sizeof(keys[i]), "u%d", k);
             }
             pn[i % 3] = n;
