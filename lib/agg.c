@@ -145,8 +145,13 @@ static struct {
     void *map;
     size_t map_len, used;
     unsigned victim;
+    /* Recent misses against hits, 0..MISS_SCORE_MAX (+1 a miss, -1 a hit): whether a prepared
+     * key's table slot is worth requesting ahead (fa_agg_key_prepare). Advice only. */
+    unsigned miss_score;
     fa__agg_cache_stats_t st;
 } cache;
+
+#define MISS_SCORE_MAX 16
 
 /* A key prepared for the cache: its canonical form and the bucket hash. hi == 0: bypass. */
 typedef struct {
@@ -277,6 +282,7 @@ int fa_agg_worker_init(fa_agg_t *a)
     cache.gen = 1; /* odd: an event always enters with an even generation */
     cache.used = 0;
     cache.victim = 0;
+    cache.miss_score = 0;
     cache.st = (fa__agg_cache_stats_t){0};
     cache.seed = a->seed;
     cache.agg = a;
@@ -728,6 +734,7 @@ static inline __attribute__((always_inline)) int add_event(fa_agg_t *a, unsigned
             cache_flush(g);
         if (cache_find(k)) {
             cache.st.hits++;
+            cache.miss_score -= cache.miss_score > 0;
             journal_value(sh, value);
             atomic_store_explicit(&sh->j_has_cand, 0, relaxed);
             atomic_store_explicit(&sh->j_state, 1, release);
@@ -735,6 +742,7 @@ static inline __attribute__((always_inline)) int add_event(fa_agg_t *a, unsigned
             return 0;
         }
         cache.st.misses++;
+        cache.miss_score += cache.miss_score < MISS_SCORE_MAX;
     } else if (cache.agg) {
         cache.st.bypass++;
     }
@@ -749,6 +757,48 @@ int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __in
     if (cache.agg)
         ckey_make(a, key, keylen, &k);
     return add_event(a, shard, key, keylen, value_nanos, &k, false, 0);
+}
+
+/*
+ * fa_agg_add in two halves for one event: the look-ahead of the batch path below (cache form,
+ * hash, prefetches), then add_event trusting nothing from it but the pure functions of the key.
+ * The cache bucket is requested at once. The table slot is requested too (its hash made now)
+ * when the key bypasses the cache, or when recent keys mostly missed it (new users): then a new
+ * key's two misses overlap instead of following one another. While keys mostly hit the cache
+ * the slot is left alone: its hash and its request (often a TLB miss as well) would be wasted.
+ */
+void fa_agg_key_prepare(const fa_agg_t *a, const char *key, size_t keylen, fa_agg_key_t *out)
+{
+    out->_key = key;
+    out->_keylen = keylen;
+    out->_hi = 0;
+    out->_have_h = false;
+    if (FA_UNLIKELY(keylen > FA_AGG_KEY_MAX))
+        return;
+    ckey_t k = {.hi = 0};
+    bool cached = false;
+    if (cache.agg) {
+        ckey_make(a, key, keylen, &k);
+        cached = k.hi && cache_mine(a);
+        if (cached)
+            __builtin_prefetch(cache_bucket(&k));
+    }
+    out->_lo = k.lo;
+    out->_hi = k.hi;
+    out->_ch = k.ch;
+    if (!cached || cache.miss_score >= MISS_SCORE_MAX / 2) {
+        out->_h = fa__agg_hash(a, key, keylen);
+        out->_have_h = true;
+        __builtin_prefetch(&a->table[out->_h & a->mask]);
+    }
+}
+
+int fa_agg_add_prepared(fa_agg_t *a, unsigned shard, const fa_agg_key_t *pk, __int128 value_nanos)
+{
+    if (FA_UNLIKELY(pk->_keylen > FA_AGG_KEY_MAX))
+        return -EINVAL;
+    ckey_t k = {.lo = pk->_lo, .hi = pk->_hi, .ch = pk->_ch};
+    return add_event(a, shard, pk->_key, pk->_keylen, value_nanos, &k, pk->_have_h, pk->_h);
 }
 
 /*

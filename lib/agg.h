@@ -116,6 +116,31 @@ int fa_agg_recover_shard(fa_agg_t *a, unsigned shard);
 int fa_agg_add(fa_agg_t *a, unsigned shard, const char *key, size_t keylen, __int128 value_nanos);
 
 /**
+ * A key made ready ahead of its event by fa_agg_key_prepare. Caller-owned (a stack variable);
+ * borrows the key bytes until fa_agg_add_prepared returns. The fields are private to agg.c.
+ */
+typedef struct {
+    const char *_key;
+    size_t _keylen;
+    uint64_t _lo, _hi, _ch, _h;
+    bool _have_h;
+} fa_agg_key_t;
+
+/**
+ * Computes key's cache form (and, when the event will likely need it, its hash) and requests
+ * from RAM the memory the event will read (its key-cache bucket, and then its table slot),
+ * without waiting: for a single event, call it as soon as
+ * the key is known and do other work (parsing the value) before fa_agg_add_prepared, so that the
+ * cache misses of a key not seen lately overlap with that work and with each other instead of
+ * following one another. Pure advice: reads nothing shared, changes nothing. Any thread.
+ */
+void fa_agg_key_prepare(const fa_agg_t *a, const char *key, size_t keylen, fa_agg_key_t *out);
+
+/** Exactly fa_agg_add(a, shard, key, keylen, value_nanos) for the key that k was prepared from
+ * (by fa_agg_key_prepare on the same aggregator, in the calling process). */
+int fa_agg_add_prepared(fa_agg_t *a, unsigned shard, const fa_agg_key_t *k, __int128 value_nanos);
+
+/**
  * Gives the calling process a private cache of keys it has seen in the set, so that returning
  * keys (1 to 15 bytes) are counted without touching the shared table: each worker calls it after
  * fork, before serving, for the aggregator it writes. Optional: without it fa_agg_add takes the

@@ -36,8 +36,51 @@ static int digit_at(const mantissa_t *m, size_t j)
  * are the integer part of the nanos; the positions after it are dropped and decide the rounding.
  * Magnitude is bounded before any digit is accumulated, so the accumulator cannot overflow.
  */
+/*
+ * The shape nearly every value has, -?int(.frac)? with at most 18 integer and 9 fraction digits
+ * and no exponent: exact in 64-bit integers, never rounded. Returns 0 with *nanos set, or -2 for
+ * anything else (including what is out of range or malformed), which the general path decides.
+ */
+static int parse_plain(const char *s, size_t len, __int128 *nanos)
+{
+    static const uint32_t scale[10] = {1000000000, 100000000, 10000000, 1000000, 100000,
+                                       10000,      1000,      100,      10,      1};
+    size_t i = 0;
+    bool neg = len && s[0] == '-';
+    i += neg;
+    size_t i0 = i;
+    uint64_t ip = 0;
+    if (i < len && s[i] == '0') {
+        i++; /* a leading 0 is the whole integer part */
+    } else {
+        while (i < len && is_digit(s[i]) && i - i0 < 19)
+            ip = ip * 10 + (uint64_t)(s[i++] - '0');
+    }
+    if (i == i0 || i - i0 > 18)
+        return -2;
+    uint64_t fp = 0;
+    size_t flen = 0;
+    if (i < len && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < len && is_digit(s[i]) && i - f0 < 10)
+            fp = fp * 10 + (uint64_t)(s[i++] - '0');
+        flen = i - f0;
+        if (flen == 0 || flen > 9)
+            return -2;
+    }
+    if (i != len)
+        return -2;
+    unsigned __int128 acc = (unsigned __int128)ip * FA_DEC_SCALE + fp * scale[flen];
+    if (acc >= MAX_NANOS)
+        return -2;
+    *nanos = neg ? -(__int128)acc : (__int128)acc;
+    return 0;
+}
+
 int fa_dec_parse(const char *s, size_t len, __int128 *nanos)
 {
+    if (parse_plain(s, len, nanos) == 0)
+        return 0;
     size_t i = 0;
     bool neg = false;
     if (i < len && s[i] == '-') {

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "worker.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -46,13 +47,25 @@ static void view_append(fa_conn_t *c, fa_str_t *v, const char *at, size_t len)
     }
 }
 
+/* The reset below skips exactly the two parameter arrays and the extra-header array. */
+_Static_assert(offsetof(fa_req_t, pipe_state) ==
+                   offsetof(fa_req_t, param_names) + 2 * sizeof(((fa_req_t *)0)->param_names),
+               "fa_req_t: the parameter arrays must sit together, just before pipe_state");
+_Static_assert(offsetof(fa_req_t, nextra) ==
+                   offsetof(fa_req_t, extra) + sizeof(((fa_req_t *)0)->extra),
+               "fa_req_t: extra must sit just before nextra");
+
 void fa__http_reset_request(fa_conn_t *c)
 {
     fa_req_t *r = &c->req;
     fa_pool_reset(&c->pool);
     fa_conn_t *conn = r->conn;
     fa_worker_t *w = r->worker;
-    memset(r, 0, sizeof(*r));
+    /* Zeroes everything but the parameter and extra-header arrays (a third of the struct), whose
+     * entries are read only below nparams and nextra. */
+    memset(r, 0, offsetof(fa_req_t, param_names));
+    memset(&r->pipe_state, 0, offsetof(fa_req_t, extra) - offsetof(fa_req_t, pipe_state));
+    memset(&r->nextra, 0, sizeof(*r) - offsetof(fa_req_t, nextra));
     r->conn = conn;
     r->worker = w;
     r->pool = &c->pool;
@@ -138,6 +151,9 @@ typedef struct {
     unsigned method; /* llhttp's method number */
     bool keep_alive, chunked, has_length;
     uint64_t content_length;
+    /* The Host headers, counted by the fast path, which leaves none of the other headers checked
+     * below (Transfer-Encoding, Expect) in a request it takes; -1: headers_complete looks. */
+    int hosts;
 } head_t;
 
 /*
@@ -183,8 +199,8 @@ static int headers_complete(fa_conn_t *c, const head_t *p)
     }
 
     bool chunked = p->chunked;
-    unsigned hosts = 0;
-    for (unsigned i = 0; i < r->nheaders; i++) {
+    unsigned hosts = p->hosts > 0 ? (unsigned)p->hosts : 0;
+    for (unsigned i = 0; p->hosts < 0 && i < r->nheaders; i++) {
         fa_header_t *h = &r->headers[i];
         if (h->name.len == 4 && strncasecmp(h->name.ptr, "host", 4) == 0) {
             hosts++;
@@ -242,6 +258,7 @@ static int on_headers_complete(llhttp_t *p)
         .chunked = (p->flags & F_CHUNKED) != 0,
         .has_length = (p->flags & F_CONTENT_LENGTH) != 0,
         .content_length = p->content_length,
+        .hosts = -1,
     };
     return headers_complete(conn_of(p), &h);
 }
@@ -328,45 +345,125 @@ static const bool value_char[256] = {['\t'] = 1, [' ' ... '~'] = 1};
 
 #define FAST_MAX_HEADERS 32
 
-static bool name_is(fa_str_t n, const char *lower, size_t len)
+/* n bytes at s equal lower, ASCII case aside. lower holds only lowercase letters and '-': for
+ * those, OR-ing 0x20 into a name or value byte matches exactly the two cases of the letter (and
+ * '-' alone, since a carriage return never reaches here). */
+static inline bool lower_eq(const char *s, const char *lower, size_t n)
 {
-    return n.len == len && strncasecmp(n.ptr, lower, len) == 0;
+    if (n >= 4 && n <= 16) {
+        /* Two overlapping words of 4 or 8 bytes: the first and the last. */
+        size_t w = n >= 8 ? 8 : 4;
+        uint64_t a = 0, b = 0, x = 0, y = 0, mask = 0x2020202020202020u;
+        memcpy(&a, s, w);
+        memcpy(&b, s + n - w, w);
+        memcpy(&x, lower, w);
+        memcpy(&y, lower + n - w, w);
+        return ((a | mask) == (x | mask)) & ((b | mask) == (y | mask));
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != lower[i])
+            return false;
+    return true;
 }
+
+static inline bool name_is(fa_str_t n, const char *lower, size_t len)
+{
+    return n.len == len && lower_eq(n.ptr, lower, len);
+}
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* The first byte at or after p that is not a letter, digit or '-' (most of a header name), 16 at
+ * a time while 16 remain; the caller's table loop takes it from there. */
+static inline const char *skip_name(const char *p, const char *end)
+{
+    const __m128i a = _mm_set1_epi8('a' - 1), z = _mm_set1_epi8('z' + 1);
+    const __m128i d0 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1);
+    const __m128i dash = _mm_set1_epi8('-'), low = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i l = _mm_or_si128(v, low);
+        __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(l, a), _mm_cmplt_epi8(l, z)); /* signed: >= 0x80 fails */
+        ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, d0), _mm_cmplt_epi8(v, d9)));
+        ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, dash));
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffff;
+        if (bad)
+            return p + __builtin_ctz(bad);
+        p += 16;
+    }
+    return p;
+}
+
+/* The first byte at or after p that is not visible ASCII or space (a tab included: the caller's
+ * table loop takes tabs), 16 at a time while 16 remain. */
+static inline const char *skip_value(const char *p, const char *end)
+{
+    const __m128i sp = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed: control bytes and every byte >= 0x80 are below ' ' */
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, sp), _mm_cmpeq_epi8(v, del));
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+    return p;
+}
+#else
+static inline const char *skip_name(const char *p, const char *end)
+{
+    (void)end;
+    return p;
+}
+
+static inline const char *skip_value(const char *p, const char *end)
+{
+    (void)end;
+    return p;
+}
+#endif
 
 /*
  * Takes one whole request from buf[0..len) without llhttp when it is in the plain shape nearly
  * every client sends: a request line "METHOD /target HTTP/1.1" with a common method, token header
  * names, single-line values of visible ASCII, CRLF line ends, a Content-Length (or no body) and
  * no Transfer-Encoding, Upgrade or unusual Connection, with the whole body already buffered. It
- * first checks all of that and only then calls the same callbacks llhttp would, in the same order
- * with the same views, so the request is what llhttp would have built. Anything else, including a
- * request still arriving, returns 0 having done nothing, and llhttp parses it from its first byte.
- * Only runs between requests (the parser is at a message boundary, where skipping whole messages
- * leaves it consistent). Returns the bytes taken; *refused when a callback refused the request,
- * which has then been answered with an error as llhttp's HPE_USER would have been.
+ * first checks all of that and only then builds the request as llhttp's callbacks would, with the
+ * same views and the same refusals in the same order (the header views are stored in one go when
+ * the header count is within limits.max_headers; otherwise the callbacks run one by one and
+ * refuse where llhttp would), so the request is what llhttp would have built. Anything else,
+ * including a request still arriving, returns 0 having done nothing, and llhttp parses it from
+ * its first byte. Only runs between requests (the parser is at a message boundary, where skipping
+ * whole messages leaves it consistent). Returns the bytes taken; *refused when a callback refused
+ * the request, which has then been answered with an error as llhttp's HPE_USER would have been.
  */
 size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refused)
 {
-    static const struct {
-        char text[8];
-        uint8_t len, method;
-    } methods[] = {
-        {"GET ", 4, HTTP_GET},       {"POST ", 5, HTTP_POST},   {"PUT ", 4, HTTP_PUT},
-        {"HEAD ", 5, HTTP_HEAD},     {"DELETE ", 7, HTTP_DELETE}, {"PATCH ", 6, HTTP_PATCH},
-        {"OPTIONS ", 8, HTTP_OPTIONS},
-    };
     const char *p = buf, *end = buf + len;
     head_t h = {.http_major = 1, .http_minor = 1, .keep_alive = true};
-    size_t mi = 0;
-    for (; mi < FA_ARRAY_SIZE(methods); mi++)
-        if (len > methods[mi].len && memcmp(p, methods[mi].text, methods[mi].len) == 0)
-            break;
-    if (mi == FA_ARRAY_SIZE(methods))
+    if (len < 8)
         return 0;
-    h.method = methods[mi].method;
-    p += methods[mi].len;
+#define METHOD(text, m)                                                                            \
+    if (memcmp(p, text, sizeof(text) - 1) == 0) {                                                  \
+        h.method = m;                                                                              \
+        p += sizeof(text) - 1;                                                                     \
+    }
+    switch (p[0]) {
+    case 'G': METHOD("GET ", HTTP_GET) break;
+    case 'P':
+        METHOD("POST ", HTTP_POST) else METHOD("PUT ", HTTP_PUT) else METHOD("PATCH ", HTTP_PATCH)
+        break;
+    case 'H': METHOD("HEAD ", HTTP_HEAD) break;
+    case 'D': METHOD("DELETE ", HTTP_DELETE) break;
+    case 'O': METHOD("OPTIONS ", HTTP_OPTIONS) break;
+    }
+#undef METHOD
+    if (p == buf)
+        return 0;
     const char *target = p;
-    if (*p != '/')
+    if (p == end || *p != '/')
         return 0;
     while (p < end && target_char[(unsigned char)*p])
         p++;
@@ -377,6 +474,7 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
 
     fa_header_t hs[FAST_MAX_HEADERS];
     unsigned n = 0;
+    int hosts = 0;
     for (;;) {
         if (end - p < 2)
             return 0;
@@ -387,6 +485,7 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
             break;
         }
         const char *name = p;
+        p = skip_name(p, end);
         while (p < end && name_char[(unsigned char)*p])
             p++;
         if (p == name || p == end || *p != ':' || n == FAST_MAX_HEADERS)
@@ -396,6 +495,7 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         const char *value = p;
+        p = skip_value(p, end);
         while (p < end && value_char[(unsigned char)*p])
             p++;
         /* CRLF right after a non-empty value that does not end in whitespace. */
@@ -404,7 +504,17 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
             return 0;
         fa_str_t v = {value, (size_t)(p - value)};
         p += 2;
+        /* Each header is classified here, once, by its length first: headers_complete then has
+         * only the Host count left to check. */
         switch (nm.len) {
+        case 4:
+            if (name_is(nm, "host", 4) && hosts >= 0)
+                hosts++;
+            break;
+        case 6:
+            if (name_is(nm, "expect", 6))
+                hosts = -1; /* rare: headers_complete checks every header itself */
+            break;
         case 7:
             if (name_is(nm, "upgrade", 7))
                 return 0;
@@ -445,17 +555,30 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
     size_t body_len = h.has_length ? (size_t)h.content_length : 0;
     if (h.has_length && h.content_length > (uint64_t)(end - p))
         return 0; /* the body is still arriving */
+    h.hosts = hosts;
 
     /* A well-formed request llhttp would take as it is: the same callbacks, in its order. */
     llhttp_t *lp = &c->parser;
+    fa_req_t *r = &c->req;
     *refused = true;
     (void)on_message_begin(lp);
     if (on_url(lp, target, target_len) != 0)
         goto refuse;
-    for (unsigned i = 0; i < n; i++) {
-        if (on_header_field(lp, hs[i].name.ptr, hs[i].name.len) != 0 ||
-            on_header_value(lp, hs[i].value.ptr, hs[i].value.len) != 0)
-            goto refuse;
+    if (n && n <= c->worker->config->limits.max_headers && r->nheaders == 0) {
+        /* What on_header_field and on_header_value would store, header by header (every value
+         * here is non-empty), in an array of exactly n: the whole header section is here, so
+         * none will be added, and the request touches fewer lines of its pool. */
+        r->headers = fa_pool_alloc(&c->pool, n * sizeof(*r->headers));
+        r->_headers_cap = n;
+        memcpy(r->headers, hs, n * sizeof(*hs));
+        r->nheaders = n;
+        c->hdr_phase = 2;
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            if (on_header_field(lp, hs[i].name.ptr, hs[i].name.len) != 0 ||
+                on_header_value(lp, hs[i].value.ptr, hs[i].value.len) != 0)
+                goto refuse;
+        }
     }
     if (headers_complete(c, &h) != 0)
         goto refuse;

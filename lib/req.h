@@ -81,6 +81,32 @@ void fa_req_add_header(fa_req_t *req, fa_str_t name, fa_str_t value);
  */
 void fa_req_respond(fa_req_t *req, int status, fa_str_t ctype, const char *body, size_t len);
 
+/**
+ * A response known whole at load but for the Server and Date lines (a respond stage without
+ * substitutions): its status line, its Content-Length, Content-Type and configured header lines
+ * and its body, serialised once by fa_resp_fixed_init. Lives in the app's arena, read-only once
+ * built, shared by every request of every worker.
+ */
+typedef struct {
+    int status;
+    fa_str_t ctype, body;
+    const fa_header_t *headers; /* the configured response headers, in order */
+    unsigned nheaders;
+    fa_str_t _status_line, _fields; /* "HTTP/1.1 200 OK\r\n"; "Content-Length: 0\r\n..." */
+} fa_resp_fixed_t;
+
+/** Builds f in arena for fa_req_respond_fixed; status 100..999, at most
+ * FA_REQ_MAX_EXTRA_HEADERS headers; ctype, headers and body must live as long as arena. */
+void fa_resp_fixed_init(fa_resp_fixed_t *f, fa_pool_t *arena, int status, fa_str_t ctype,
+                        const fa_header_t *headers, unsigned nheaders, fa_str_t body);
+
+/**
+ * Produces exactly what adding f's headers (fa_req_add_header) and then calling
+ * fa_req_respond(req, f->status, f->ctype, f->body...) would, copying the prebuilt lines when no
+ * stage has added a header of its own. Completes the request like fa_req_respond.
+ */
+void fa_req_respond_fixed(fa_req_t *req, const fa_resp_fixed_t *f);
+
 /** Answers status with the JSON body {"error":"<msg>"} (msg escaped). */
 void fa_req_respond_error(fa_req_t *req, int status, const char *msg);
 

@@ -90,6 +90,60 @@ void fa_worker_update_date(fa_worker_t *w)
 
 #define PUT_LIT(p, s) fa_put((p), (s), sizeof(s) - 1)
 
+/*
+ * The start of every response: marks the request answered and settles whether the connection
+ * closes after it; the per-worker Server and Date lines are brought up to date.
+ */
+static bool respond_begin(fa_req_t *r, int status)
+{
+    fa_conn_t *c = r->conn;
+    fa_worker_t *w = r->worker;
+    r->responded = true;
+    r->status = status;
+    bool close = r->close_after || !r->keep_alive || c->want_close;
+    if (w->stopping && c->rstart == c->rend)
+        close = true; /* draining: this was the last buffered request */
+    r->close_after = close;
+    fa_worker_update_date(w);
+    return close;
+}
+
+/* Whether a response with this status carries its body. */
+static inline bool sends_body(const fa_req_t *r, int status)
+{
+    return !r->head && status != 204 && status != 304 && status >= 200;
+}
+
+/* The Connection line when needed and the blank line ending the header section. */
+static inline char *put_connection(char *p, const fa_req_t *r, bool close)
+{
+    if (close)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (r->http_minor == 0)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    return PUT_LIT(p, "\r\n");
+}
+
+/* The end of every response once its bytes are in the output buffer: statistics, shared
+ * counters, the access log, and the connection goes on. */
+static void respond_end(fa_req_t *r, int status, size_t body_bytes)
+{
+    fa_worker_t *w = r->worker;
+    w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;
+    if (w->counter_slot) {
+        /* Shared counters: relaxed stores to this worker's own cache lines, no syscall. */
+        /* The loop's ev_now is frozen for the iteration the request was read in (its start);
+         * the real time (one vDSO call, no syscall) makes the latency include the work. */
+        double now = ev_time();
+        fa_counters_record(w->counter_slot, status, now - r->start);
+        fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
+                              w->stats.accept_errors);
+    }
+    if (w->access)
+        fa_accesslog_append(w->access, r, status, body_bytes, ev_now(w->loop));
+    fa__conn_request_done(r->conn);
+}
+
 void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, size_t len)
 {
     fa_conn_t *c = r->conn;
@@ -97,16 +151,8 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
     assert(!r->responded);
     if (r->responded)
         return;
-    r->responded = true;
-    r->status = status;
-
-    bool close = r->close_after || !r->keep_alive || c->want_close;
-    if (w->stopping && c->rstart == c->rend)
-        close = true; /* draining: this was the last buffered request */
-    r->close_after = close;
-
-    fa_worker_update_date(w);
-    bool send_body = !r->head && status != 204 && status != 304 && status >= 200;
+    bool close = respond_begin(r, status);
+    bool send_body = sends_body(r, status);
     size_t need = 64 + w->head_lines_len + 32 + ctype.len + 40 + (send_body ? len : 0);
     for (unsigned i = 0; i < r->nextra; i++)
         need += r->extra[i].name.len + r->extra[i].value.len + 4;
@@ -139,28 +185,81 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
         p = fa_put(p, r->extra[i].value.ptr, r->extra[i].value.len);
         p = PUT_LIT(p, "\r\n");
     }
-    if (close)
-        p = PUT_LIT(p, "Connection: close\r\n");
-    else if (r->http_minor == 0)
-        p = PUT_LIT(p, "Connection: keep-alive\r\n");
-    p = PUT_LIT(p, "\r\n");
+    p = put_connection(p, r, close);
     if (send_body && len)
         p = fa_put(p, body, len);
     c->wlen += (size_t)(p - start);
+    respond_end(r, status, send_body ? len : 0);
+}
 
-    w->stats.responses[status >= 100 && status < 600 ? status / 100 : 0]++;
-    if (w->counter_slot) {
-        /* Shared counters: relaxed stores to this worker's own cache lines, no syscall. */
-        /* The loop's ev_now is frozen for the iteration the request was read in (its start);
-         * the real time (one vDSO call, no syscall) makes the latency include the work. */
-        double now = ev_time();
-        fa_counters_record(w->counter_slot, status, now - r->start);
-        fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
-                              w->stats.accept_errors);
+/* The status line and header lines of fa_req_respond that do not change from one request to
+ * the next, written once: the same code as there, into the arena. */
+void fa_resp_fixed_init(fa_resp_fixed_t *f, fa_pool_t *arena, int status, fa_str_t ctype,
+                        const fa_header_t *headers, unsigned nheaders, fa_str_t body)
+{
+    assert(status >= 100 && status <= 999 && nheaders <= FA_REQ_MAX_EXTRA_HEADERS);
+    *f = (fa_resp_fixed_t){.status = status, .ctype = ctype, .body = body, .headers = headers,
+                           .nheaders = nheaders};
+    const char *reason = fa_http_reason(status);
+    char *line = fa_pool_alloc(arena, 16 + strlen(reason)), *p = line;
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    *p++ = (char)('0' + status / 100);
+    *p++ = (char)('0' + status / 10 % 10);
+    *p++ = (char)('0' + status % 10);
+    *p++ = ' ';
+    p = fa_put(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\n");
+    f->_status_line = (fa_str_t){line, (size_t)(p - line)};
+    size_t need = 40 + ctype.len + 20;
+    for (unsigned i = 0; i < nheaders; i++)
+        need += headers[i].name.len + headers[i].value.len + 4;
+    char *fields = fa_pool_alloc(arena, need);
+    p = fields;
+    p = PUT_LIT(p, "Content-Length: ");
+    p = fa_put_uint(p, body.len);
+    p = PUT_LIT(p, "\r\n");
+    if (ctype.len) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = fa_put(p, ctype.ptr, ctype.len);
+        p = PUT_LIT(p, "\r\n");
     }
-    if (w->access)
-        fa_accesslog_append(w->access, r, status, send_body ? len : 0, ev_now(w->loop));
-    fa__conn_request_done(c);
+    for (unsigned i = 0; i < nheaders; i++) {
+        p = fa_put(p, headers[i].name.ptr, headers[i].name.len);
+        p = PUT_LIT(p, ": ");
+        p = fa_put(p, headers[i].value.ptr, headers[i].value.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    f->_fields = (fa_str_t){fields, (size_t)(p - fields)};
+}
+
+void fa_req_respond_fixed(fa_req_t *r, const fa_resp_fixed_t *f)
+{
+    if (r->nextra) {
+        /* A stage added headers of its own: they come first, so serialise in full. */
+        for (unsigned i = 0; i < f->nheaders; i++)
+            fa_req_add_header(r, f->headers[i].name, f->headers[i].value);
+        fa_req_respond(r, f->status, f->ctype, f->body.ptr, f->body.len);
+        return;
+    }
+    fa_conn_t *c = r->conn;
+    fa_worker_t *w = r->worker;
+    assert(!r->responded);
+    if (r->responded)
+        return;
+    bool close = respond_begin(r, f->status);
+    bool send_body = sends_body(r, f->status);
+    size_t len = send_body ? f->body.len : 0;
+    char *start = fa__conn_wreserve(c, f->_status_line.len + w->head_lines_len + f->_fields.len +
+                                           32 + len),
+         *p = start;
+    p = fa_put(p, f->_status_line.ptr, f->_status_line.len);
+    p = fa_put(p, w->head_lines, w->head_lines_len);
+    p = fa_put(p, f->_fields.ptr, f->_fields.len);
+    p = put_connection(p, r, close);
+    if (len)
+        p = fa_put(p, f->body.ptr, len);
+    c->wlen += (size_t)(p - start);
+    respond_end(r, f->status, len);
 }
 
 void fa_req_respond_error(fa_req_t *r, int status, const char *msg)

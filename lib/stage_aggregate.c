@@ -88,10 +88,15 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
     fa_pipe_ctx_t *ctx = fa_pipe_ctx(req);
     const fa_json_t *doc = &ctx->json;
     int root = fa_json_root(doc);
+    fa_worker_t *w = req->worker;
     int kt = fa_json_object_get(doc, root, c->key.ptr, c->key.len);
-    int vt = fa_json_object_get(doc, root, c->value.ptr, c->value.len);
     fa_str_t key;
-    if (kt < 0 || vt < 0 || !fa_json_str(doc, kt, req->pool, &key)) {
+    bool have_key = kt >= 0 && fa_json_str(doc, kt, req->pool, &key);
+    fa_agg_key_t ak;
+    if (have_key && !ctx->batch) /* its memory arrives while the value is found and parsed */
+        fa_agg_key_prepare(w->agg, key.ptr, key.len, &ak);
+    int vt = fa_json_object_get(doc, root, c->value.ptr, c->value.len);
+    if (!have_key || vt < 0) {
         fa_pipe_reject(req, 400, "missing key or value");
         return FA_DONE;
     }
@@ -106,8 +111,7 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
         fa_batch_defer_add(ctx->batch, key, nanos);
         return FA_OK;
     }
-    fa_worker_t *w = req->worker;
-    int rc = fa_agg_add(w->agg, w->shard, key.ptr, key.len, nanos);
+    int rc = fa_agg_add_prepared(w->agg, w->shard, &ak, nanos);
     if (rc == 0)
         return FA_OK;
     if (rc == -ENOSPC) {

@@ -26,7 +26,7 @@ typedef struct {
     unsigned nheaders;
     fa_tpl_t body;
     bool is_static;
-    fa_str_t static_body;
+    fa_resp_fixed_t fixed; /* when is_static: the whole response but its Server and Date lines */
 } respond_conf_t;
 
 static bool parse_headers(fa_stage_parse_t *p, const fa_yaml_node_t *v, const char *path,
@@ -109,16 +109,24 @@ static const void *parse(fa_stage_parse_t *p)
     }
     if (!ok)
         return NULL;
-    c->is_static = fa_tpl_static(&c->body, &c->static_body);
+    fa_str_t static_body;
+    c->is_static = fa_tpl_static(&c->body, &static_body);
+    if (c->is_static)
+        fa_resp_fixed_init(&c->fixed, p->arena, c->status, c->ctype, c->headers, c->nheaders,
+                           static_body);
     return c;
 }
 
 static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
 {
     const respond_conf_t *c = stage->conf;
+    if (c->is_static) {
+        fa_req_respond_fixed(req, &c->fixed);
+        return FA_DONE;
+    }
     for (unsigned i = 0; i < c->nheaders; i++)
         fa_req_add_header(req, c->headers[i].name, c->headers[i].value);
-    fa_str_t body = c->is_static ? c->static_body : fa_tpl_render(&c->body, req);
+    fa_str_t body = fa_tpl_render(&c->body, req);
     fa_req_respond(req, c->status, c->ctype, body.ptr, body.len);
     return FA_DONE;
 }

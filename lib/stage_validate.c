@@ -249,6 +249,8 @@ static const void *parse(fa_stage_parse_t *p)
 
 /* ---- run ---- */
 
+/* What validation found. Only nerr is set before the first failure, which fills in the rest:
+ * a valid request pays for none of it. */
 typedef struct {
     fa_json_writer_t out;
     unsigned nerr;
@@ -266,6 +268,10 @@ static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (rep->nerr == 0) {
+        /* With an on_error answer for 400 only the first reason is needed, as text. */
+        rep->batch = fa_batch_in_event(fa_pipe_ctx(req)->batch) || fa_pipe_has_on_error(req, 400);
+    }
     if (rep->batch) {
         if (rep->nerr++ == 0)
             snprintf(rep->first, sizeof(rep->first), "%.*s %s", (int)FA_MIN(field.len, 64u),
@@ -321,6 +327,18 @@ static bool type_ok(const fa_json_t *doc, int tok, vtype_t want)
     return false;
 }
 
+/* A JSON number that no conversion can take to infinity: no exponent, and so few digits that
+ * it is far below DBL_MAX (1.8e308). */
+static bool plainly_finite(fa_str_t raw)
+{
+    if (raw.len >= 300)
+        return false;
+    for (size_t i = 0; i < raw.len; i++)
+        if ((raw.ptr[i] | 0x20) == 'e')
+            return false;
+    return true;
+}
+
 static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const field_t *f,
                         report_t *rep)
 {
@@ -330,7 +348,9 @@ static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const fiel
         return;
     }
     fa_json_type_t t = fa_json_type(doc, tok);
-    if (t == FA_JSON_NUMBER) {
+    if (t == FA_JSON_NUMBER && !f->has_min && !f->has_max && plainly_finite(fa_json_raw(doc, tok))) {
+        /* only finiteness to check, and it is plain: no conversion needed */
+    } else if (t == FA_JSON_NUMBER) {
         double d;
         if (!fa_json_number(doc, tok, &d)) {
             fail(req, rep, f->name, "must be a finite number");
@@ -391,9 +411,8 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
                                             : "the body must be a JSON object");
         return FA_DONE;
     }
-    /* With an on_error answer for 400 only the first reason is needed, as text. */
-    report_t rep = {.nerr = 0,
-                    .batch = fa_batch_in_event(ctx->batch) || fa_pipe_has_on_error(req, 400)};
+    report_t rep;
+    rep.nerr = 0;
     for (size_t i = 0; i < c->nfields; i++) {
         const field_t *f = &c->fields[i];
         int tok = fa_json_object_get(doc, root, f->name.ptr, f->name.len);

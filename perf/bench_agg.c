@@ -13,7 +13,11 @@
  *                      (2,000,000) unless the name says cap200k; "plain" is fa_agg_add without
  *                      the worker's key cache (the path before it existed), "cache" the worker's
  *                      path (fa_agg_worker_init), "many" fa_agg_add_many in batches of 1000;
- *                      "nocache" without the cache. Thread CPU time per event, not wall time.
+ *                      "nocache" without the cache; "parse" parses each event's value
+ *                      ("42.5", fa_dec_parse) before fa_agg_add, as the aggregate stage does;
+ *                      "prepared" the stage's order: fa_agg_key_prepare, parse the value, then
+ *                      fa_agg_add_prepared (the key's misses overlap with the parse and each
+ *                      other). Thread CPU time per event, not wall time.
  *                      "bench_agg users [substring]" runs only these.
  *
  * Each figure is the median of 5 runs. Prints "bench: <name> <value> <unit>" lines, then a table.
@@ -154,7 +158,9 @@ static void users_prepare(unsigned nusers)
     }
 }
 
-enum { PLAIN = 0, CACHE = 1, MANY = 2 }; /* PLAIN: fa_agg_add without the worker's cache */
+/* PLAIN: fa_agg_add without the worker's cache; PARSE: each value parsed in the loop; PREPARED:
+ * with PARSE, the key prepared before the parse (fa_agg_add_prepared). */
+enum { PLAIN = 0, CACHE = 1, MANY = 2, PARSE = 4, PREPARED = 8 };
 
 /* Runs the events of useq (after one warm-up pass that inserts every key); returns ns/op. */
 static double bench_users(unsigned nusers, size_t capacity, int mode)
@@ -183,6 +189,28 @@ static double bench_users(unsigned nusers, size_t capacity, int mode)
                 for (unsigned j = 0; j < n; j++)
                     if (items[j].result != 0)
                         abort();
+            }
+        } else if (mode & (PARSE | PREPARED)) {
+            static const char *const vals[4] = {"42.5", "7", "1234.25", "0.5"};
+            static const size_t vlens[4] = {4, 1, 7, 3};
+            for (unsigned i = 0; i < SEQ_LEN; i++) {
+                const char *k = ukeys[useq[i]];
+                size_t kl = ulens[useq[i]];
+                __int128 x;
+                int rc;
+                if (mode & PREPARED) {
+                    fa_agg_key_t pk;
+                    fa_agg_key_prepare(a, k, kl, &pk);
+                    if (fa_dec_parse(vals[i & 3], vlens[i & 3], &x) != 0)
+                        abort();
+                    rc = fa_agg_add_prepared(a, 0, &pk, x);
+                } else {
+                    if (fa_dec_parse(vals[i & 3], vlens[i & 3], &x) != 0)
+                        abort();
+                    rc = fa_agg_add(a, 0, k, kl, x);
+                }
+                if (rc != 0)
+                    abort();
             }
         } else {
             for (unsigned i = 0; i < SEQ_LEN; i++)
@@ -247,6 +275,10 @@ int main(int argc, char **argv)
         {"agg.users1m_plain", 1000000, 2000000, PLAIN},
         {"agg.users1m_cache", 1000000, 2000000, CACHE},
         {"agg.users1m_many", 1000000, 2000000, CACHE | MANY},
+        {"agg.users75k_parse", 75000, 2000000, CACHE | PARSE},
+        {"agg.users75k_prepared", 75000, 2000000, CACHE | PREPARED},
+        {"agg.users1m_parse", 1000000, 2000000, CACHE | PARSE},
+        {"agg.users1m_prepared", 1000000, 2000000, CACHE | PREPARED},
     };
     for (size_t i = 0; i < FA_ARRAY_SIZE(uf); i++)
         if (!only_users || argc < 3 || strstr(uf[i].name, argv[2]))

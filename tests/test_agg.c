@@ -303,6 +303,63 @@ Test(agg, add_many_matches_add_item_by_item)
     fa_agg_destroy(a);
 }
 
+/* fa_agg_add_prepared must answer and count as fa_agg_add does: new and returning keys, keys
+ * the cache takes and keys too long for it or for the set, a full set, with other events
+ * between a key's prepare and its add; in runs of returning keys (the table slot is left to
+ * the add) and of new ones (prepared with the hash and the slot requested ahead). */
+Test(agg, add_prepared_matches_add)
+{
+    enum { N = 3600, CAP = 900 };
+    static char keys[N][300];
+    fa_agg_t *ref = make(CAP, 1), *a = make(CAP, 1);
+    cr_assert_eq(fa_agg_worker_init(a), 0);
+    fa_agg_key_t pending[3];
+    size_t pn[3] = {0};
+    int nospc = 0, inval = 0;
+    for (int i = 0; i < N + 2; i++) {
+        if (i < N) {
+            size_t n;
+            if (i % 97 == 5) {
+                n = FA_AGG_KEY_MAX + 1;
+                memset(keys[i], 'z', n);
+            } else if (i % 11 == 3) {
+                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "a-rather-long-user-id-%d", i % 700);
+            } else if (i >= 3000 && i < 3300) {
+                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "new%d", i); /* a run of misses */
+            } else {
+                int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000;
+                if (i >= 3300)
+                    k = i % 50; /* a run of hits */
+                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "u%d", k);
+            }
+            pn[i % 3] = n;
+            fa_agg_key_prepare(a, keys[i], n, &pending[i % 3]);
+        }
+        int j = i - 2; /* added two events after its prepare */
+        if (j < 0)
+            continue;
+        __int128 v = (__int128)(j % 13) * 1000000007 - 5;
+        int want = fa_agg_add(ref, 0, keys[j], pn[j % 3], v);
+        int got = fa_agg_add_prepared(a, 0, &pending[j % 3], v);
+        cr_assert_eq(got, want, "event %d: %d, want %d", j, got, want);
+        nospc += want == -ENOSPC;
+        inval += want == -EINVAL;
+    }
+    cr_assert_gt(nospc, 0, "the set filled up");
+    cr_assert_gt(inval, 0);
+    fa_agg_totals_t t1, t2;
+    fa_agg_read(ref, &t1);
+    fa_agg_read(a, &t2);
+    cr_assert_eq(t2.total, t1.total);
+    cr_assert_eq(t2.unique, t1.unique);
+    cr_assert(t2.sum == t1.sum);
+    fa__agg_cache_stats_t st;
+    fa__agg_cache_stats(&st);
+    cr_assert_gt(st.hits, 0);
+    fa_agg_destroy(ref);
+    fa_agg_destroy(a);
+}
+
 Test(agg, full_set_refuses_new_keys_and_counts_nothing)
 {
     fa_agg_t *a = make(10, 1);

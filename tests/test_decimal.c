@@ -218,3 +218,38 @@ Test(decimal, avg_inexact_round_trips_through_strtod)
         cr_assert_null(strpbrk(buf, "ni"), "no nan/inf: %s", buf);
     }
 }
+
+/* Plain numbers (-?int.frac, no exponent) take a shortcut; the same value written with an
+ * exponent goes the general way: both must agree on every result, in range or not. */
+Test(decimal, plain_numbers_agree_with_their_exponent_form)
+{
+    unsigned long long seed = 88172645463325252ULL;
+    for (int k = 0; k < 20000; k++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        int idigits = 1 + (int)(seed % 20), fdigits = (int)((seed >> 8) % 11);
+        bool neg = (seed >> 16) & 1;
+        char ip[32], fp[16];
+        for (int i = 0; i < idigits; i++)
+            ip[i] = (char)('0' + (seed >> (20 + i * 2)) % 10);
+        if (idigits > 1 && ip[0] == '0')
+            ip[0] = '7'; /* no leading zero unless the integer part is 0 */
+        ip[idigits] = '\0';
+        for (int i = 0; i < fdigits; i++)
+            fp[i] = (char)('0' + (seed >> (3 + i * 5)) % 10);
+        fp[fdigits] = '\0';
+        char plain[64], expo[72];
+        snprintf(plain, sizeof(plain), "%s%s%s%s", neg ? "-" : "", ip, fdigits ? "." : "", fp);
+        snprintf(expo, sizeof(expo), "%s%s", plain, (seed >> 40) & 1 ? "e0" : "E-0");
+        __int128 a = 12345, b = 54321;
+        int ra = fa_dec_parse(plain, strlen(plain), &a), rb = fa_dec_parse(expo, strlen(expo), &b);
+        cr_assert_eq(ra, rb, "%s: %d, %s: %d", plain, ra, expo, rb);
+        if (ra >= 0)
+            cr_assert(a == b, "%s and %s differ", plain, expo);
+    }
+    __int128 v;
+    cr_assert_eq(fa_dec_parse("123.5", 5, &v), 0);
+    cr_assert(v == 123 * E9 + 500000000);
+    cr_assert_eq(fa_dec_parse("-0.000000001", 12, &v), 0);
+    cr_assert(v == -1);
+    cr_assert_eq(fa_dec_parse("0.0000000005", 12, &v), 1, "ten fraction digits round");
+}

@@ -401,6 +401,22 @@ Test(json, utf8_len_counts_code_points)
     cr_assert_eq(fa_utf8_len("\xe2\x82\xac\xf0\x9f\x98\x80", 7), 2);
 }
 
+/* Eight bytes at a time plus a tail: every start and length over text mixing ASCII with 2-, 3-
+ * and 4-byte sequences (and stray continuation bytes) against a byte-by-byte count. */
+Test(json, utf8_len_matches_a_byte_count_at_every_offset)
+{
+    static const char text[] = "ab\xc3\xa9" "cdef\xe2\x82\xacgh\xf0\x9f\x98\x80ijklmnop\x80\xbfq"
+                               "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9rstuvwxyz0123456789\xe2\x82\xac";
+    size_t len = sizeof(text) - 1;
+    for (size_t start = 0; start < len; start++)
+        for (size_t n = 0; start + n <= len; n++) {
+            size_t want = 0;
+            for (size_t i = start; i < start + n; i++)
+                want += ((unsigned char)text[i] & 0xc0) != 0x80;
+            cr_assert_eq(fa_utf8_len(text + start, n), want, "start %zu len %zu", start, n);
+        }
+}
+
 /* ---- numbers ---- */
 
 typedef struct {
