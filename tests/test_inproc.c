@@ -331,21 +331,22 @@ static void setup_short_header_timeout(void)
 {
     char err[1024];
     static const char *const ov[] = {"timeouts.header=100ms"};
-    fa_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
     cr_assert(fa_inproc_init(&ip, "conf/fasterapid.yaml", ov, 1, 4096, err, sizeof(err)), "%s",
               err);
 }
-
-TestSuite(inproc_clock, .init = setup_short_header_timeout, .fini = teardown, .timeout = 30);
 
 /*
  * fa_inproc_connect adopts outside the loop: it must stamp the connection with the current time,
  * as the accept path (inside a loop iteration) does, not with the loop's last cached time. With
  * a stale stamp a fuzzer process starved between two inputs saw its next connection time out
- * before its first byte, and answered nothing (a false differential report).
+ * before its first byte, and answered nothing (a false differential report). (In the inproc
+ * suite, re-initialised here: a third suite running beside the others made Criterion 2.4's runner
+ * leak 48 bytes under ASan.)
  */
-Test(inproc_clock, a_connection_adopted_after_an_idle_spell_is_served)
+Test(inproc, a_connection_adopted_after_an_idle_spell_is_served)
 {
+    teardown();
+    setup_short_header_timeout(); /* the suite's fini releases it */
     fa_inproc_run(&ip, -1, NULL, NULL, NULL);
     struct timespec ts = {0, 300 * 1000000}; /* 3 header timeouts */
     nanosleep(&ts, NULL);
