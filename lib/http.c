@@ -304,10 +304,21 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* The request is whole: handle it before parsing further (llhttp pauses here). */
+static void message_complete(fa_conn_t *c)
+{
+    c->state = FA_CONN_HANDLING;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     fa_conn_t *c = conn_of(p);
-    c->state = FA_CONN_HANDLING;
+    /* A "Connection: close" in a chunked body's trailer section: llhttp takes it and will parse
+     * nothing more on this connection, so answer with Connection: close and end it here, as if it
+     * had been in the header section (the fast path never sees trailers). */
+    if (c->req.keep_alive && !llhttp_should_keep_alive(p))
+        c->req.keep_alive = false;
+    message_complete(c);
     return HPE_PAUSED;
 }
 
@@ -584,7 +595,7 @@ size_t fa__http_parse_fast(fa_conn_t *c, const char *buf, size_t len, bool *refu
         goto refuse;
     if (body_len && on_body(lp, p, body_len) != 0)
         goto refuse;
-    (void)on_message_complete(lp);
+    message_complete(c);
     *refused = false;
     c->worker->stats.requests_fast++;
     return (size_t)(p + body_len - buf);

@@ -162,6 +162,32 @@ Test(http, expect_100_continue_and_chunked_body)
     cr_assert_str_eq(r.body, "{\"totalRequests\":2,\"uniqueUsers\":1,\"sum\":10,\"avg\":5}");
 }
 
+/*
+ * A chunked body whose trailer section says "Connection: close": llhttp takes it and parses
+ * nothing more on the connection, so the answer says Connection: close and the connection ends
+ * there; a request pipelined behind it is not answered (before, it was neither answered nor
+ * refused: the client waited for the keep-alive timeout). Found by fuzz_request's differential
+ * mode, where the plain-request fast path answered the request behind it and llhttp did not.
+ */
+Test(http, connection_close_in_a_trailer_ends_the_connection)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t r;
+    static const char req[] = "POST /event HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "18\r\n{\"userId\":\"t\",\"value\":1}\r\n0\r\nConnection: close\r\n\r\n"
+                              "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert(fa_tc_connect(c, d.port));
+    cr_assert(fa_tc_send(c, req, sizeof(req) - 1));
+    cr_assert(fa_tc_read(c, &r, false));
+    cr_assert_eq(r.status, 200, "%s", r.head);
+    char conn[32];
+    cr_assert(fa_tresp_header(&r, "Connection", conn, sizeof(conn)), "%s", r.head);
+    cr_assert_str_eq(conn, "close");
+    cr_assert(fa_tc_closed(c, 5000), "the connection stayed open");
+    fa_tc_close(c);
+    free(c);
+}
+
 typedef struct {
     const char *desc;
     const char *raw;
