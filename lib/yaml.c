@@ -458,6 +458,9 @@ static bool plain_safe(const char *s, size_t len)
     return true;
 }
 
+/* Keys longer than this may pass YAML's 1024-character limit once escaped (\xNN: 4 per byte). */
+#define LONG_KEY 250
+
 void fa_yaml_emit_flow(FILE *out, const fa_yaml_node_t *node)
 {
     switch (node->kind) {
@@ -491,10 +494,15 @@ void fa_yaml_emit_flow(FILE *out, const fa_yaml_node_t *node)
             const fa_yaml_node_t *key = node->map.pairs[i].key;
             /* An empty plain key (null, e.g. "{&a : x}") written as nothing would read "{: x}",
              * which is not YAML: write "~", the same null. */
-            if (key->kind == FA_YAML_SCALAR && !key->quoted && key->scalar.len == 0)
+            if (key->kind == FA_YAML_SCALAR && !key->quoted && key->scalar.len == 0) {
                 fputc('~', out);
-            else
+            } else {
+                /* An implicit key is at most 1024 characters in YAML (libyaml enforces it);
+                 * a long one, escapes included, is written as an explicit "? key". */
+                if (key->kind != FA_YAML_SCALAR || key->scalar.len > LONG_KEY)
+                    fputs("? ", out);
                 fa_yaml_emit_flow(out, key);
+            }
             fputs(": ", out);
             fa_yaml_emit_flow(out, node->map.pairs[i].value);
         }

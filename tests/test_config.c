@@ -706,6 +706,30 @@ Test(config, dump_of_inexact_durations_reloads_exactly)
     }
 }
 
+/* A mapping key longer than YAML's 1024-character limit for implicit keys (found by
+ * fuzz_config: a long quoted key was dumped as an implicit key the reload refused), and one short
+ * enough as text but not once its control characters are escaped. */
+Test(config, dump_of_long_keys_reloads)
+{
+    static char text[8192];
+    char key[2101];
+    memset(key, 'k', 2100);
+    key[2100] = '\0';
+    char ctl[300 * 4 + 1]; /* 300 BEL characters, written as \a in the YAML source */
+    for (int i = 0; i < 300; i++)
+        memcpy(ctl + 2 * i, "\\a", 2);
+    ctl[600] = '\0';
+    snprintf(text, sizeof(text),
+             "routes:\n  - match: GET /k\n    pipeline:\n"
+             "      - respond: {json: {? \"%s\": 1, \"%s\": 2, short: 3}}\n",
+             key, ctl);
+    fa_errbuf_t errs = {0};
+    fa_config_t *c = load(text, NULL, 0, &errs);
+    cr_assert_not_null(c, "%s", errs.text);
+    check_round_trip(c);
+    fa_config_free(c);
+}
+
 Test(config, dump_of_unusual_values_reloads)
 {
     fa_errbuf_t errs = {0};
