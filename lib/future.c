@@ -170,20 +170,6 @@ void fa__discard(fa_result_t r)
         (void)fa_future_cancel(r.follow);
 }
 
-/* Runs then stage c on value v (c is marked running: a cancel from inside only flags it and is
- * finished here once the callback has returned), then settles c with what it returned. */
-static inline void run_then_stage(fa_fut_t *c, fa_value_t v)
-{
-    c->flags |= FA__F_RUNNING;
-    fa_result_t r = ((fa_then_cb)c->cb)(c->sched, c->data, v);
-    c->flags &= (uint8_t)~FA__F_RUNNING;
-    if (FA_UNLIKELY(c->flags & FA__F_CANCELED)) {
-        fa__cancelled_while_running(c, r);
-        return;
-    }
-    settle(c, r);
-}
-
 /* Runs from the drain for every queued future (the scheduler calls it for entries tagged as
  * futures): a future cancelled while queued is recycled; a done callback runs after its future
  * is recycled (so cancelling it from the callback is a harmless no-op); otherwise the result
@@ -193,15 +179,8 @@ void fa__fut_run(void *fut)
     fa_fut_t *s = fut;
     uint8_t flags = s->flags;
     if (FA_LIKELY(!(flags & (FA__F_DEAD | FA__F_DONE)))) {
+        /* A then stage on a value never gets here: fa__fut_run_inline, its only caller, ran it. */
         fa_fut_t *c = s->consumer;
-        /* The common case, a then stage on a value, without the general dispatch. */
-        if (FA_LIKELY(c->kind == FA__K_THEN && s->state == FA_FUT_RESOLVED)) {
-            fa_value_t v = s->value;
-            fa__fut_free(s);
-            c->upstream = NULL;
-            run_then_stage(c, v);
-            return;
-        }
         /* when_all's input resolved: one store and a count (see fa__comb_deliver). */
         if (c->kind == FA__K_ALL && s->state == FA_FUT_RESOLVED) {
             fa__aux_t *a = c->aux;

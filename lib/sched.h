@@ -44,7 +44,8 @@ typedef void (*fa_task_cb)(fa_task_t *task);
  * The run queue is intrusive and singly linked through the first word of each entry. Futures
  * are queued too, but without a callback field (it would cost each future 8 bytes): the link
  * that points to an entry has its low bit set when the entry is a future, and the drain hands
- * those to fa__fut_run directly.
+ * those to fa__fut_run_inline (future_inline.h), which takes the common cases itself and
+ * calls fa__fut_run for the rest.
  */
 struct fa_task {
     uintptr_t _next; /* the next entry, tagged (bit 0: it is a future); first word */
