@@ -347,6 +347,19 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     fa_conn_t *c = FA_CONTAINER_OF(w, fa_conn_t, rio);
+    /* Under load, with hundreds of connections per worker, this one's state has left the
+     * cache since its last request. Request all of what a request will touch now, so that the
+     * misses overlap each other and the read below instead of stalling the parse, the pipeline
+     * and the response one after another: the hot part of the struct, the start of the request
+     * pool's free space and of the output buffer. (This halved the samples in the parser and cut
+     * user time per request by about a sixth under perf/load.sh's event scenario.) */
+    for (size_t off = 0; off < FA_CONN_HOT; off += FA_CACHELINE)
+        __builtin_prefetch((const char *)c + off);
+    __builtin_prefetch(c->pool._cur);
+    __builtin_prefetch(c->pool._cur + FA_CACHELINE);
+    __builtin_prefetch(c->pool._cur + 2 * FA_CACHELINE);
+    __builtin_prefetch(c->wbuf + c->wlen);
+    __builtin_prefetch(c->wbuf + c->wlen + FA_CACHELINE);
 
     if (c->lingering) {
         /* Discard what the client still sends, all that is there now, until its EOF; a client

@@ -24,7 +24,9 @@ typedef enum {
 } fa_conn_state_t;
 
 struct fa_conn {
-    ev_io rio, wio;
+    /* Hot: what serving a plain request touches, in its first FA_CONN_HOT bytes (the read
+     * callback requests them all at once). */
+    ev_io rio;
     ev_timer timer;
     fa_worker_t *worker;
     int fd;
@@ -34,32 +36,38 @@ struct fa_conn {
     bool closed;
     bool eof;         /* the client shut down its write side */
     bool in_process;  /* re-entrancy guard for fa__conn_process */
+    bool req_in_rbuf; /* views of the current request point into rbuf */
 
     llhttp_t parser;
     int err_status; /* set by a parser callback that rejects the request */
+    int hdr_phase;  /* header assembly: 0 none, 1 in field, 2 in value */
     const char *err_msg;
 
-    fa_req_t req;
     fa_pool_t pool; /* the request pool */
 
     char *rbuf;
     size_t rcap, rstart, rend; /* [rstart, rend) not yet parsed */
     size_t req_start;          /* offset of the current request's first byte in rbuf */
-    bool req_in_rbuf;          /* views of the current request point into rbuf */
 
     char *wbuf;
     size_t wcap, wpos, wlen; /* [wpos, wlen) not yet written */
 
-    /* header assembly */
-    int hdr_phase; /* 0 none, 1 in field, 2 in value */
     size_t body_cap; /* capacity of a pool-held body */
     size_t streamed; /* body bytes the route consumed as they arrived (not buffered) */
-
     unsigned nrequests; /* answered on this connection */
-    char _access_peer[48]; /* client address text; accesslog.c fills it at the first line */
     ev_tstamp last_io;
+
+    fa_req_t req; /* its arrays, at its end, are cold */
+
+    /* Cold. */
+    ev_io wio; /* active only while a response could not be written at once */
+    char _access_peer[48]; /* client address text; accesslog.c fills it at the first line */
     fa_conn_t *next, *prev;
 };
+
+/* The hot part of fa_conn_t: up to the request's parameter arrays. */
+#define FA_CONN_HOT (offsetof(fa_conn_t, req) + offsetof(fa_req_t, param_names))
+
 
 /**
  * Serves the connected, non-blocking socket fd as a client connection of w (takes ownership of

@@ -47,13 +47,13 @@ static void view_append(fa_conn_t *c, fa_str_t *v, const char *at, size_t len)
     }
 }
 
-/* The reset below skips exactly the two parameter arrays and the extra-header array. */
-_Static_assert(offsetof(fa_req_t, pipe_state) ==
-                   offsetof(fa_req_t, param_names) + 2 * sizeof(((fa_req_t *)0)->param_names),
-               "fa_req_t: the parameter arrays must sit together, just before pipe_state");
-_Static_assert(offsetof(fa_req_t, nextra) ==
-                   offsetof(fa_req_t, extra) + sizeof(((fa_req_t *)0)->extra),
-               "fa_req_t: extra must sit just before nextra");
+/* The reset below skips exactly the arrays at the end of the struct. */
+_Static_assert(offsetof(fa_req_t, param_values) ==
+                       offsetof(fa_req_t, param_names) + sizeof(((fa_req_t *)0)->param_names) &&
+                   offsetof(fa_req_t, extra) ==
+                       offsetof(fa_req_t, param_values) + sizeof(((fa_req_t *)0)->param_values) &&
+                   sizeof(fa_req_t) == offsetof(fa_req_t, extra) + sizeof(((fa_req_t *)0)->extra),
+               "fa_req_t: the parameter and extra-header arrays must end the struct");
 
 void fa__http_reset_request(fa_conn_t *c)
 {
@@ -61,11 +61,9 @@ void fa__http_reset_request(fa_conn_t *c)
     fa_pool_reset(&c->pool);
     fa_conn_t *conn = r->conn;
     fa_worker_t *w = r->worker;
-    /* Zeroes everything but the parameter and extra-header arrays (a third of the struct), whose
-     * entries are read only below nparams and nextra. */
+    /* Zeroes everything but the parameter and extra-header arrays (two thirds of the struct),
+     * whose entries are read only below nparams and nextra. */
     memset(r, 0, offsetof(fa_req_t, param_names));
-    memset(&r->pipe_state, 0, offsetof(fa_req_t, extra) - offsetof(fa_req_t, pipe_state));
-    memset(&r->nextra, 0, sizeof(*r) - offsetof(fa_req_t, nextra));
     r->conn = conn;
     r->worker = w;
     r->pool = &c->pool;

@@ -46,8 +46,6 @@ struct fa_req {
     const char *allow; /* on 405 */
     const void *route;
     unsigned nparams;
-    fa_str_t param_names[FA_REQ_MAX_PARAMS];
-    fa_str_t param_values[FA_REQ_MAX_PARAMS];
 
     /* pipeline state: owned by the pipeline runner */
     void *pipe_state;
@@ -60,8 +58,13 @@ struct fa_req {
     bool responded;
     bool close_after; /* answer with Connection: close and close */
     fa_str_t content_type;
-    fa_header_t extra[FA_REQ_MAX_EXTRA_HEADERS];
     unsigned nextra;
+
+    /* Last, read only below nparams and nextra: every field above is what a plain request
+     * touches (a dozen cache lines of the connection, fa_conn_t's FA_CONN_HOT). */
+    fa_str_t param_names[FA_REQ_MAX_PARAMS];
+    fa_str_t param_values[FA_REQ_MAX_PARAMS];
+    fa_header_t extra[FA_REQ_MAX_EXTRA_HEADERS];
 };
 
 /** The value of header name (case-insensitive), or a NULL view. */
