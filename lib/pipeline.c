@@ -32,6 +32,7 @@ typedef struct {
     fa_stage_t *stages;
     unsigned nstages;
     const fa_batch_conf_t *batch; /* the body is a batch: stages[1..] run per event */
+    unsigned ahead_at; /* after stage ahead_at - 1 (parse_json), the ahead hooks; 0: none */
     /* on_error: how this route answers a refusal, by status (400..599; 4 = 4xx, 5 = 5xx,
      * 0 = default), each a respond stage */
     unsigned nerr;
@@ -160,6 +161,14 @@ static bool compile_pipeline(fa_app_t *app, size_t ri, fa_pipeline_t *pipe, fa_e
             continue;
         }
         pipe->stages[j] = (fa_stage_t){type, conf};
+        if (type->ahead && info->has_json && !info->batch && !pipe->ahead_at) {
+            /* Right after the last parse_json before it (there is one: has_json). */
+            for (size_t i = j; i-- > 0;)
+                if (pipe->stages[i].type == &fa_stage_parse_json) {
+                    pipe->ahead_at = (unsigned)i + 1;
+                    break;
+                }
+        }
         if (type->terminal)
             info->responded = true;
         const fa_batch_conf_t *bc = fa_stage_parse_json_batch(&pipe->stages[j]);
@@ -263,6 +272,17 @@ static int method_of(unsigned llhttp_method)
     }
 }
 
+/* The body has just been parsed: the later stages that have an ahead hook request their memory. */
+static void run_ahead(fa_req_t *req, fa_pipe_ctx_t *ctx, const fa_pipeline_t *pipe)
+{
+    if (!ctx->has_json || ctx->batch)
+        return;
+    for (unsigned i = pipe->ahead_at;
+         i < pipe->nstages && pipe->stages[i].type != &fa_stage_parse_json; i++)
+        if (pipe->stages[i].type->ahead)
+            pipe->stages[i].type->ahead(req, &pipe->stages[i]);
+}
+
 /* Runs stages from ctx->next on. Returns FA_OK once the request is answered, FA_AGAIN if a stage
  * waits. Must not touch ctx after the response: answering resets the request pool. */
 static fa_status_t run_stages(fa_req_t *req, fa_pipe_ctx_t *ctx)
@@ -273,6 +293,8 @@ static fa_status_t run_stages(fa_req_t *req, fa_pipe_ctx_t *ctx)
         req->action = s->type->name;
         switch (s->type->run(req, s)) {
         case FA_OK:
+            if (ctx->next == pipe->ahead_at)
+                run_ahead(req, ctx, pipe);
             continue;
         case FA_AGAIN:
             return FA_AGAIN;
@@ -433,6 +455,7 @@ void fa_app_begin(const fa_app_t *app, fa_req_t *req)
     ctx->wait = FA_FUTURE_NULL;
     ctx->batch = pipe->batch ? fa_batch_new(req, pipe->batch, run_event_stages) : NULL;
     ctx->upstream = NULL;
+    ctx->ahead_stage = NULL;
     req->pipe_state = ctx;
 }
 

@@ -67,6 +67,11 @@ struct fa_stage_type {
     bool terminal;
     /** True if run may return FA_AGAIN (wait on a future): not allowed per event in a batch. */
     bool async;
+    /** Optional, for a stage after parse_json: called as soon as the body is parsed, before the
+     * stages in between run, so that the memory run will need is requested early (its misses
+     * overlap their work). It may fill ctx->ahead for run to reuse; it must change nothing a
+     * stage or the answer could observe. Not called per event of a batch. */
+    void (*ahead)(fa_req_t *req, const fa_stage_t *stage);
 };
 
 /** The stage kind called name, or NULL. */
@@ -84,6 +89,9 @@ typedef struct {
     fa_future_t wait;  /* what a waiting stage waits on */
     fa_batch_t *batch; /* set for a route whose body is a batch of events */
     struct fa_upstream_ctx *upstream; /* upstream results (upstream.h); NULL until one is stored */
+    /* Filled by the ahead hook of ahead_stage, for that stage's run (NULL: nothing). */
+    const fa_stage_t *ahead_stage;
+    _Alignas(16) unsigned char ahead[64];
 } fa_pipe_ctx_t;
 
 static inline fa_pipe_ctx_t *fa_pipe_ctx(fa_req_t *req)

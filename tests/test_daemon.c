@@ -69,6 +69,7 @@ typedef struct {
     int port;
     int id;
     int count;
+    bool slow; /* odd events to POST /event/slow, users of their own */
     int ok, failed, other;
     volatile bool *stop;
 } load_t;
@@ -86,8 +87,13 @@ static void *load_thread(void *arg)
             usleep(1000);
             continue;
         }
-        snprintf(user, sizeof(user), "u%d_%d", l->id, i % 50);
+        bool slow = l->slow && i % 2;
+        snprintf(user, sizeof(user), "%s%d_%d", slow ? "s" : "u", l->id, i % 50);
         fa_tc_event(req, sizeof(req), user, "1.5");
+        if (slow) { /* the same request to the route that waits before aggregating */
+            memmove(req + 16, req + 11, strlen(req + 11) + 1);
+            memcpy(req + 11, "/slow", 5);
+        }
         if (!fa_tc_send(c, req, strlen(req)) || !fa_tc_read(c, r, false)) {
             l->failed++;
             fa_tc_close(c);
@@ -141,6 +147,37 @@ Test(daemon, exact_totals_under_concurrency)
     cr_assert_eq(total, NLOAD * 1500);
     cr_assert_eq(unique, NLOAD * 50);
     cr_assert_str_eq(sum, "9000"); /* 6000 events of 1.5 */
+    cr_assert(clean_exit(fa_td_stop(&d, SIGTERM, 15)));
+}
+
+/* Requests that wait between their parse and their aggregate stage (so that others run in
+ * between, on the same worker) interleaved with plain ones: every event counted under its own
+ * key. */
+Test(daemon, exact_totals_with_a_wait_before_the_aggregate_stage)
+{
+    fa_td_t d;
+    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
+    load_t l[NLOAD];
+    pthread_t t[NLOAD];
+    for (int i = 0; i < NLOAD; i++) {
+        l[i] = (load_t){.port = d.port, .id = i, .count = 400, .slow = true};
+        pthread_create(&t[i], NULL, load_thread, &l[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < NLOAD; i++) {
+        pthread_join(t[i], NULL);
+        ok += l[i].ok;
+        cr_expect_eq(l[i].failed + l[i].other, 0, "thread %d: %d failed, %d not 200", i,
+                     l[i].failed, l[i].other);
+    }
+    long long total, unique;
+    char sum[64];
+    stats(d.port, &total, &unique, sum, sizeof(sum));
+    cr_assert_eq(ok, NLOAD * 400);
+    cr_assert_eq(total, NLOAD * 400);
+    /* per thread: 25 plain users (even i % 50) and 25 slow ones (odd) */
+    cr_assert_eq(unique, NLOAD * 50);
+    cr_assert_str_eq(sum, "2400"); /* 1600 events of 1.5 */
     cr_assert(clean_exit(fa_td_stop(&d, SIGTERM, 15)));
 }
 
