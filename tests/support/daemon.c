@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -97,8 +98,14 @@ bool fa_td_start(fa_td_t *d, const char *conf, const char *const *overrides)
         argv[n++] = overrides[i];
     }
     argv[n] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* A failed assertion ends the test process without fa_td_stop: the daemon must not
+         * outlive it (holding its port, writing its log). SIGTERM: the master stops its workers. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
         int fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
         dup2(fd, 2);
         dup2(fd, 1);
