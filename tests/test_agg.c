@@ -250,6 +250,21 @@ Test(agg, destroy_forgets_the_key_cache)
  * prefetch ran before its first event published it), keys longer than the cache holds, a key too
  * long to store, and keys refused once the set is full.
  */
+#define MIXED_KEY_CAP 300
+
+/* Event i's key in the mixes below, into buf (MIXED_KEY_CAP bytes): every 97th too long to store, every
+ * 11th longer than the key cache holds, the others "u<k>". Returns its length. */
+static size_t mixed_key(char *buf, int i, int k)
+{
+    if (i % 97 == 5) {
+        memset(buf, 'z', FA_AGG_KEY_MAX + 1);
+        return FA_AGG_KEY_MAX + 1;
+    }
+    if (i % 11 == 3)
+        return (size_t)snprintf(buf, MIXED_KEY_CAP, "a-rather-long-user-id-%d", i % 700);
+    return (size_t)snprintf(buf, MIXED_KEY_CAP, "u%d", k);
+}
+
 /* a ends with the same totals as the reference ref, with key-cache hits on the way; both freed. */
 static void same_totals_then_destroy(fa_agg_t *ref, fa_agg_t *a)
 {
@@ -269,24 +284,16 @@ static void same_totals_then_destroy(fa_agg_t *ref, fa_agg_t *a)
 Test(agg, add_many_matches_add_item_by_item)
 {
     enum { N = 3000, CAP = 900 };
-    static char keys[N][300];
+    static char keys[N][MIXED_KEY_CAP];
     static fa_agg_item_t items[N];
     static int want[N];
     fa_agg_t *ref = make(CAP, 1), *a = make(CAP, 1);
     cr_assert_eq(fa_agg_worker_init(a), 0);
     for (int i = 0; i < N; i++) {
-        size_t n;
-        if (i % 97 == 5) {
-            n = FA_AGG_KEY_MAX + 1;
-            memset(keys[i], 'z', n);
-        } else if (i % 11 == 3) {
-            n = (size_t)snprintf(keys[i], sizeof(keys[i]), "a-rather-long-user-id-%d", i % 700);
-        } else {
-            int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000; /* new keys and returning ones */
-            if (i % 5 == 1)
-                k = (i - 3) * 7919 % 1000; /* the key of three events ago, often */
-            n = (size_t)snprintf(keys[i], sizeof(keys[i]), "u%d", k);
-        }
+        int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000; /* new keys and returning ones */
+        if (i % 5 == 1)
+            k = (i - 3) * 7919 % 1000; /* the key of three events ago, often */
+        size_t n = mixed_key(keys[i], i, k);
         __int128 v = (__int128)(i % 13) * 1000000007 - 5;
         items[i] = (fa_agg_item_t){
             .key = keys[i], .keylen = n, .value = v, .result = 12345, .tag = (uint32_t)i};
@@ -316,7 +323,7 @@ Test(agg, add_many_matches_add_item_by_item)
 Test(agg, add_prepared_matches_add)
 {
     enum { N = 3600, CAP = 900 };
-    static char keys[N][300];
+    static char keys[N][MIXED_KEY_CAP];
     fa_agg_t *ref = make(CAP, 1), *a = make(CAP, 1);
     cr_assert_eq(fa_agg_worker_init(a), 0);
     fa_agg_key_t pending[3];
@@ -324,20 +331,10 @@ Test(agg, add_prepared_matches_add)
     int nospc = 0, inval = 0;
     for (int i = 0; i < N + 2; i++) {
         if (i < N) {
-            size_t n;
-            if (i % 97 == 5) {
-                n = FA_AGG_KEY_MAX + 1;
-                memset(keys[i], 'z', n);
-            } else if (i % 11 == 3) {
-                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "a-rather-long-user-id-%d", i % 700);
-            } else if (i >= 3000 && i < 3300) {
-                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "new%d", i); /* a run of misses */
-            } else {
-                int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000;
-                if (i >= 3300)
-                    k = i % 50; /* a run of hits */
-                n = (size_t)snprintf(keys[i], sizeof(keys[i]), "u%d", k);
-            }
+            int k = i % 3 == 0 ? i / 3 : (i * 7919) % 1000;
+            if (i >= 3000)
+                k = i < 3300 ? 10000 + i /* a run of new keys: misses */ : i % 50 /* of hits */;
+            size_t n = mixed_key(keys[i], i, k);
             pn[i % 3] = n;
             fa_agg_key_prepare(a, keys[i], n, &pending[i % 3]);
         }

@@ -89,11 +89,8 @@ static void *load_thread(void *arg)
         }
         bool slow = l->slow && i % 2;
         snprintf(user, sizeof(user), "%s%d_%d", slow ? "s" : "u", l->id, i % 50);
-        fa_tc_event(req, sizeof(req), user, "1.5");
-        if (slow) { /* the same request to the route that waits before aggregating */
-            memmove(req + 16, req + 11, strlen(req + 11) + 1);
-            memcpy(req + 11, "/slow", 5);
-        }
+        /* the slow ones to the route that waits before aggregating */
+        fa_tc_event_to(req, sizeof(req), slow ? "/event/slow" : "/event", user, "1.5");
         if (!fa_tc_send(c, req, strlen(req)) || !fa_tc_read(c, r, false)) {
             l->failed++;
             fa_tc_close(c);
@@ -118,21 +115,18 @@ static void *load_thread(void *arg)
 
 #define NLOAD 4
 
-static void run_load(load_t *l, pthread_t *t, int port, int count, volatile bool *stop)
+static void run_load(load_t *l, pthread_t *t, int port, int count, bool slow,
+                     volatile bool *stop)
 {
     for (int i = 0; i < NLOAD; i++) {
-        l[i] = (load_t){.port = port, .id = i, .count = count, .stop = stop};
+        l[i] = (load_t){.port = port, .id = i, .count = count, .slow = slow, .stop = stop};
         pthread_create(&t[i], NULL, load_thread, &l[i]);
     }
 }
 
-Test(daemon, exact_totals_under_concurrency)
+/* Waits for the load threads; expects every request answered 200; returns how many were. */
+static int join_load(load_t *l, pthread_t *t)
 {
-    fa_td_t d;
-    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
-    load_t l[NLOAD];
-    pthread_t t[NLOAD];
-    run_load(l, t, d.port, 1500, NULL);
     int ok = 0;
     for (int i = 0; i < NLOAD; i++) {
         pthread_join(t[i], NULL);
@@ -140,14 +134,33 @@ Test(daemon, exact_totals_under_concurrency)
         cr_expect_eq(l[i].failed + l[i].other, 0, "thread %d: %d failed, %d not 200", i,
                      l[i].failed, l[i].other);
     }
+    return ok;
+}
+
+/* Four clients post count events each on the http.yaml daemon (slow: every other one through
+ * POST /event/slow), 50 users per client, all 1.5; the totals must be exact. */
+static void exact_totals(int count, bool slow, const char *want_sum)
+{
+    fa_td_t d;
+    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
+    load_t l[NLOAD];
+    pthread_t t[NLOAD];
+    run_load(l, t, d.port, count, slow, NULL);
+    int ok = join_load(l, t);
     long long total, unique;
     char sum[64];
     stats(d.port, &total, &unique, sum, sizeof(sum));
-    cr_assert_eq(ok, NLOAD * 1500);
-    cr_assert_eq(total, NLOAD * 1500);
+    cr_assert_eq(ok, NLOAD * count);
+    cr_assert_eq(total, NLOAD * count);
+    /* per client 50 users; with slow, 25 plain (even i % 50) and 25 slow ones (odd) */
     cr_assert_eq(unique, NLOAD * 50);
-    cr_assert_str_eq(sum, "9000"); /* 6000 events of 1.5 */
+    cr_assert_str_eq(sum, want_sum);
     cr_assert(clean_exit(fa_td_stop(&d, SIGTERM, 15)));
+}
+
+Test(daemon, exact_totals_under_concurrency)
+{
+    exact_totals(1500, false, "9000"); /* 6000 events of 1.5 */
 }
 
 /* Requests that wait between their parse and their aggregate stage (so that others run in
@@ -155,30 +168,7 @@ Test(daemon, exact_totals_under_concurrency)
  * key. */
 Test(daemon, exact_totals_with_a_wait_before_the_aggregate_stage)
 {
-    fa_td_t d;
-    cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
-    load_t l[NLOAD];
-    pthread_t t[NLOAD];
-    for (int i = 0; i < NLOAD; i++) {
-        l[i] = (load_t){.port = d.port, .id = i, .count = 400, .slow = true};
-        pthread_create(&t[i], NULL, load_thread, &l[i]);
-    }
-    int ok = 0;
-    for (int i = 0; i < NLOAD; i++) {
-        pthread_join(t[i], NULL);
-        ok += l[i].ok;
-        cr_expect_eq(l[i].failed + l[i].other, 0, "thread %d: %d failed, %d not 200", i,
-                     l[i].failed, l[i].other);
-    }
-    long long total, unique;
-    char sum[64];
-    stats(d.port, &total, &unique, sum, sizeof(sum));
-    cr_assert_eq(ok, NLOAD * 400);
-    cr_assert_eq(total, NLOAD * 400);
-    /* per thread: 25 plain users (even i % 50) and 25 slow ones (odd) */
-    cr_assert_eq(unique, NLOAD * 50);
-    cr_assert_str_eq(sum, "2400"); /* 1600 events of 1.5 */
-    cr_assert(clean_exit(fa_td_stop(&d, SIGTERM, 15)));
+    exact_totals(400, true, "2400"); /* 1600 events of 1.5 */
 }
 
 Test(daemon, graceful_stop_finishes_the_request_in_flight)
@@ -250,18 +240,12 @@ Test(daemon, reload_under_load_fails_no_request)
     cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
     load_t l[NLOAD];
     pthread_t t[NLOAD];
-    run_load(l, t, d.port, 3000, NULL);
+    run_load(l, t, d.port, 3000, false, NULL);
     for (int i = 0; i < 3; i++) {
         usleep(150000);
         kill(d.pid, SIGHUP);
     }
-    int ok = 0;
-    for (int i = 0; i < NLOAD; i++) {
-        pthread_join(t[i], NULL);
-        ok += l[i].ok;
-        cr_expect_eq(l[i].failed + l[i].other, 0, "thread %d: %d failed, %d not 200", i,
-                     l[i].failed, l[i].other);
-    }
+    int ok = join_load(l, t);
     cr_assert(fa_td_log_has(&d, "reloaded", 5), "see %s", d.log_path);
     long long total, unique;
     stats(d.port, &total, &unique, NULL, 0);
@@ -276,7 +260,7 @@ Test(daemon, killed_worker_is_respawned_and_acknowledged_events_survive)
     cr_assert(fa_td_start(&d, "tests/conf/http.yaml", NULL), "see %s", d.log_path);
     load_t l[NLOAD];
     pthread_t t[NLOAD];
-    run_load(l, t, d.port, 3000, NULL);
+    run_load(l, t, d.port, 3000, false, NULL);
     usleep(200000);
     pid_t w[8];
     int nw = fa_td_workers(&d, w, 8);

@@ -318,13 +318,19 @@ bool fa_tresp_header(const fa_tresp_t *r, const char *name, char *out, size_t le
     return false;
 }
 
-const char *fa_tc_event(char *buf, size_t len, const char *user, const char *value)
+const char *fa_tc_event_to(char *buf, size_t len, const char *path, const char *user,
+                           const char *value)
 {
     char body[512];
     int bl = snprintf(body, sizeof(body), "{\"userId\":\"%s\",\"value\":%s}", user, value);
     snprintf(buf, len,
-             "POST /event HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
              "Content-Length: %d\r\n\r\n%s",
-             bl, body);
+             path, bl, body);
     return buf;
+}
+
+const char *fa_tc_event(char *buf, size_t len, const char *user, const char *value)
+{
+    return fa_tc_event_to(buf, len, "/event", user, value);
 }

@@ -79,4 +79,8 @@ bool fa_tresp_header(const fa_tresp_t *r, const char *name, char *out, size_t le
 /** "POST /event" request text for userId/value into buf. */
 const char *fa_tc_event(char *buf, size_t len, const char *user, const char *value);
 
+/** The same event POSTed to path. */
+const char *fa_tc_event_to(char *buf, size_t len, const char *path, const char *user,
+                           const char *value);
+
 #endif
