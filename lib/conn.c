@@ -352,14 +352,17 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
      * cache since its last request. Request all of what a request will touch now, so that the
      * misses overlap each other and the read below instead of stalling the parse, the pipeline
      * and the response one after another: the hot part of the struct, the start of the request
-     * pool's free space and of the output buffer. (This halved the samples in the parser and cut
-     * user time per request by about a sixth under perf/load.sh's event scenario.) */
+     * pool's free space and of the output buffer. (Measured with perf/ab.sh and perf record under
+     * perf/load.sh's event scenario: see the commits that added these lines.) The addresses are
+     * made as integers: they may run past the end of the pool block or of the buffer, which a
+     * prefetch may touch but pointer arithmetic may not. */
     for (size_t off = 0; off < FA_CONN_HOT; off += FA_CACHELINE)
         __builtin_prefetch((const char *)c + off);
+    uintptr_t pool = (uintptr_t)c->pool._cur, out = (uintptr_t)c->wbuf + c->wlen;
     for (size_t off = 0; off < POOL_HOT; off += FA_CACHELINE)
-        __builtin_prefetch(c->pool._cur + off);
-    __builtin_prefetch(c->wbuf + c->wlen);
-    __builtin_prefetch(c->wbuf + c->wlen + FA_CACHELINE);
+        __builtin_prefetch((const void *)(pool + off));
+    __builtin_prefetch((const void *)out);
+    __builtin_prefetch((const void *)(out + FA_CACHELINE));
 
     if (c->lingering) {
         /* Discard what the client still sends, all that is there now, until its EOF; a client

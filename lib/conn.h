@@ -68,7 +68,6 @@ struct fa_conn {
 /* The hot part of fa_conn_t: up to the request's parameter arrays. */
 #define FA_CONN_HOT (offsetof(fa_conn_t, req) + offsetof(fa_req_t, param_names))
 
-
 /**
  * Serves the connected, non-blocking socket fd as a client connection of w (takes ownership of
  * fd). Used by the accept path, and by in-process harnesses (fuzzing, benchmarks) with one end of

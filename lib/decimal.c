@@ -31,12 +31,6 @@ static int digit_at(const mantissa_t *m, size_t j)
 }
 
 /*
- * Validates the JSON number grammar, then computes nanos = M * 10^k with M the digit string and
- * k = exponent - fraction digits + 9. Positions [0, T + k) of M (padded with zeros on the right)
- * are the integer part of the nanos; the positions after it are dropped and decide the rounding.
- * Magnitude is bounded before any digit is accumulated, so the accumulator cannot overflow.
- */
-/*
  * The shape nearly every value has, -?int(.frac)? with at most 18 integer and 9 fraction digits
  * and no exponent: exact in 64-bit integers, never rounded. Returns 0 with *nanos set, or -2 for
  * anything else (including what is out of range or malformed), which the general path decides.
@@ -77,6 +71,13 @@ static int parse_plain(const char *s, size_t len, __int128 *nanos)
     return 0;
 }
 
+/*
+ * Plain numbers go to parse_plain. The rest: validates the JSON number grammar, then computes
+ * nanos = M * 10^k with M the digit string and k = exponent - fraction digits + 9. Positions
+ * [0, T + k) of M (padded with zeros on the right) are the integer part of the nanos; the
+ * positions after it are dropped and decide the rounding.
+ * Magnitude is bounded before any digit is accumulated, so the accumulator cannot overflow.
+ */
 int fa_dec_parse(const char *s, size_t len, __int128 *nanos)
 {
     if (parse_plain(s, len, nanos) == 0)

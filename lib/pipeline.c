@@ -272,11 +272,10 @@ static int method_of(unsigned llhttp_method)
     }
 }
 
-/* The body has just been parsed: the later stages that have an ahead hook request their memory. */
-static void run_ahead(fa_req_t *req, fa_pipe_ctx_t *ctx, const fa_pipeline_t *pipe)
+/* The body has just been parsed (ahead_at is set only after a parse_json, and never for a batch
+ * route): the later stages that have an ahead hook request their memory. */
+static void run_ahead(fa_req_t *req, const fa_pipeline_t *pipe)
 {
-    if (!ctx->has_json || ctx->batch)
-        return;
     for (unsigned i = pipe->ahead_at;
          i < pipe->nstages && pipe->stages[i].type != &fa_stage_parse_json; i++)
         if (pipe->stages[i].type->ahead)
@@ -294,7 +293,7 @@ static fa_status_t run_stages(fa_req_t *req, fa_pipe_ctx_t *ctx)
         switch (s->type->run(req, s)) {
         case FA_OK:
             if (ctx->next == pipe->ahead_at)
-                run_ahead(req, ctx, pipe);
+                run_ahead(req, pipe);
             continue;
         case FA_AGAIN:
             return FA_AGAIN;

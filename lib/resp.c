@@ -124,6 +124,43 @@ static inline char *put_connection(char *p, const fa_req_t *r, bool close)
     return PUT_LIT(p, "\r\n");
 }
 
+/* "HTTP/1.1 <status> <reason>\r\n" */
+static char *put_status_line(char *p, int status)
+{
+    const char *reason = fa_http_reason(status);
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    if (status >= 100 && status <= 999) { /* always, in practice: three digits without division loops */
+        *p++ = (char)('0' + status / 100);
+        *p++ = (char)('0' + status / 10 % 10);
+        *p++ = (char)('0' + status % 10);
+    } else {
+        p = fa_put_uint(p, (uint64_t)status);
+    }
+    *p++ = ' ';
+    p = fa_put(p, reason, strlen(reason));
+    return PUT_LIT(p, "\r\n");
+}
+
+/* Content-Length, Content-Type when there is one, then the n header lines. */
+static char *put_fields(char *p, size_t body_len, fa_str_t ctype, const fa_header_t *h, unsigned n)
+{
+    p = PUT_LIT(p, "Content-Length: ");
+    p = fa_put_uint(p, body_len);
+    p = PUT_LIT(p, "\r\n");
+    if (ctype.len) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = fa_put(p, ctype.ptr, ctype.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        p = fa_put(p, h[i].name.ptr, h[i].name.len);
+        p = PUT_LIT(p, ": ");
+        p = fa_put(p, h[i].value.ptr, h[i].value.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    return p;
+}
+
 /* The end of every response once its bytes are in the output buffer: statistics, shared
  * counters, the access log, and the connection goes on. */
 static void respond_end(fa_req_t *r, int status, size_t body_bytes)
@@ -158,33 +195,9 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
         need += r->extra[i].name.len + r->extra[i].value.len + 4;
 
     char *start = fa__conn_wreserve(c, need), *p = start;
-    const char *reason = fa_http_reason(status);
-    p = PUT_LIT(p, "HTTP/1.1 ");
-    if (status >= 100 && status <= 999) { /* always, in practice: three digits without division loops */
-        *p++ = (char)('0' + status / 100);
-        *p++ = (char)('0' + status / 10 % 10);
-        *p++ = (char)('0' + status % 10);
-    } else {
-        p = fa_put_uint(p, (uint64_t)status);
-    }
-    *p++ = ' ';
-    p = fa_put(p, reason, strlen(reason));
-    p = PUT_LIT(p, "\r\n");
+    p = put_status_line(p, status);
     p = fa_put(p, w->head_lines, w->head_lines_len);
-    p = PUT_LIT(p, "Content-Length: ");
-    p = fa_put_uint(p, len);
-    p = PUT_LIT(p, "\r\n");
-    if (ctype.len) {
-        p = PUT_LIT(p, "Content-Type: ");
-        p = fa_put(p, ctype.ptr, ctype.len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    for (unsigned i = 0; i < r->nextra; i++) {
-        p = fa_put(p, r->extra[i].name.ptr, r->extra[i].name.len);
-        p = PUT_LIT(p, ": ");
-        p = fa_put(p, r->extra[i].value.ptr, r->extra[i].value.len);
-        p = PUT_LIT(p, "\r\n");
-    }
+    p = put_fields(p, len, ctype, r->extra, r->nextra);
     p = put_connection(p, r, close);
     if (send_body && len)
         p = fa_put(p, body, len);
@@ -193,43 +206,21 @@ void fa_req_respond(fa_req_t *r, int status, fa_str_t ctype, const char *body, s
 }
 
 /* The status line and header lines of fa_req_respond that do not change from one request to
- * the next, written once: the same code as there, into the arena. */
+ * the next, written once into the arena by the same functions. */
 void fa_resp_fixed_init(fa_resp_fixed_t *f, fa_pool_t *arena, int status, fa_str_t ctype,
                         const fa_header_t *headers, unsigned nheaders, fa_str_t body)
 {
     assert(status >= 100 && status <= 999 && nheaders <= FA_REQ_MAX_EXTRA_HEADERS);
     *f = (fa_resp_fixed_t){.status = status, .ctype = ctype, .body = body, .headers = headers,
                            .nheaders = nheaders};
-    const char *reason = fa_http_reason(status);
-    char *line = fa_pool_alloc(arena, 16 + strlen(reason)), *p = line;
-    p = PUT_LIT(p, "HTTP/1.1 ");
-    *p++ = (char)('0' + status / 100);
-    *p++ = (char)('0' + status / 10 % 10);
-    *p++ = (char)('0' + status % 10);
-    *p++ = ' ';
-    p = fa_put(p, reason, strlen(reason));
-    p = PUT_LIT(p, "\r\n");
-    f->_status_line = (fa_str_t){line, (size_t)(p - line)};
+    char *line = fa_pool_alloc(arena, 16 + strlen(fa_http_reason(status)));
+    f->_status_line = (fa_str_t){line, (size_t)(put_status_line(line, status) - line)};
     size_t need = 40 + ctype.len + 20;
     for (unsigned i = 0; i < nheaders; i++)
         need += headers[i].name.len + headers[i].value.len + 4;
     char *fields = fa_pool_alloc(arena, need);
-    p = fields;
-    p = PUT_LIT(p, "Content-Length: ");
-    p = fa_put_uint(p, body.len);
-    p = PUT_LIT(p, "\r\n");
-    if (ctype.len) {
-        p = PUT_LIT(p, "Content-Type: ");
-        p = fa_put(p, ctype.ptr, ctype.len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    for (unsigned i = 0; i < nheaders; i++) {
-        p = fa_put(p, headers[i].name.ptr, headers[i].name.len);
-        p = PUT_LIT(p, ": ");
-        p = fa_put(p, headers[i].value.ptr, headers[i].value.len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    f->_fields = (fa_str_t){fields, (size_t)(p - fields)};
+    f->_fields = (fa_str_t){fields, (size_t)(put_fields(fields, body.len, ctype, headers, nheaders) -
+                                             fields)};
 }
 
 void fa_req_respond_fixed(fa_req_t *r, const fa_resp_fixed_t *f)
