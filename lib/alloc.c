@@ -46,6 +46,16 @@ void *fa_realloc(void *p, size_t n)
     return q ? q : oom(n);
 }
 
+void *fa_aligned_zalloc(size_t align, size_t n)
+{
+    alloc_count++;
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : 1) != 0)
+        return oom(n);
+    memset(p, 0, n);
+    return p;
+}
+
 char *fa_strndup(const char *s, size_t n)
 {
     char *d = fa_malloc(n + 1);

@@ -14,6 +14,8 @@
 void *fa_malloc(size_t n);
 void *fa_calloc(size_t count, size_t n);
 void *fa_realloc(void *p, size_t n);
+/* n zeroed bytes at a multiple of align (a power of two, at least sizeof(void *)). */
+void *fa_aligned_zalloc(size_t align, size_t n);
 char *fa_strndup(const char *s, size_t n);
 void *fa_try_malloc(size_t n);
 void fa_free(void *p);

@@ -112,13 +112,14 @@ static fa_conn_t *conn_get(fa_worker_t *w)
         w->free_conns = c->next;
         w->nfree--;
         char *rbuf = c->rbuf, *wbuf = c->wbuf;
-        size_t rcap = c->rcap, wcap = c->wcap;
+        uint32_t rcap = c->rcap;
+        size_t wcap = c->wcap;
         fa_pool_t pool = c->pool;
         memset(c, 0, sizeof(*c));
         c->rbuf = rbuf, c->wbuf = wbuf, c->rcap = rcap, c->wcap = wcap, c->pool = pool;
     } else {
-        c = fa_calloc(1, sizeof(*c));
-        c->rcap = w->config->limits.header_bytes;
+        c = fa_aligned_zalloc(FA_CACHELINE, sizeof(*c));
+        c->rcap = (uint32_t)w->config->limits.header_bytes;
         c->rbuf = fa_malloc(c->rcap);
         c->wcap = WBUF_INITIAL;
         c->wbuf = fa_malloc(c->wcap);
@@ -235,6 +236,8 @@ void fa__conn_write_bytes(fa_conn_t *c, const void *p, size_t n)
     c->wlen += n;
 }
 
+static void on_linger(struct ev_loop *loop, ev_io *w, int revents);
+
 static void start_linger(fa_conn_t *c)
 {
     /* Closing with unread input would make the kernel send a reset that can destroy the response
@@ -244,6 +247,7 @@ static void start_linger(fa_conn_t *c)
         return;
     }
     c->lingering = true;
+    ev_set_cb(&c->rio, on_linger);
     c->state = FA_CONN_CLOSING;
     c->last_io = ev_now(c->worker->loop);
     c->rstart = c->rend = 0;
@@ -330,7 +334,7 @@ static bool make_room(fa_conn_t *c)
     }
     if (c->state == FA_CONN_HANDLING)
         return false; /* a waiting request's views point into the buffer: nothing may move */
-    size_t keep_from = c->rstart;
+    uint32_t keep_from = c->rstart;
     if (c->state == FA_CONN_HEADERS && c->req_in_rbuf)
         keep_from = c->req_start;
     if (keep_from == 0)
@@ -344,44 +348,40 @@ static bool make_room(fa_conn_t *c)
     return true;
 }
 
+/* Discards what the client still sends after start_linger, all that is there now, until its
+ * EOF; a client that keeps sending past LINGER_BYTES is not worth waiting for. */
+static void on_linger(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop, (void)revents;
+    fa_conn_t *c = FA_CONTAINER_OF(w, fa_conn_t, rio);
+    char sink[16384];
+    for (;;) {
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        c->rend += n > 0 ? (uint32_t)n : 0; /* rbuf is unused while lingering: a byte count */
+        if (n <= 0 || c->rend > LINGER_BYTES) {
+            conn_close(c);
+            return;
+        }
+    }
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     fa_conn_t *c = FA_CONTAINER_OF(w, fa_conn_t, rio);
     /* Under load, with hundreds of connections per worker, this one's state has left the
-     * cache since its last request. Request all of what a request will touch now, so that the
-     * misses overlap each other and the read below instead of stalling the parse, the pipeline
-     * and the response one after another: the hot part of the struct, the start of the request
-     * pool's free space and of the output buffer. (Measured with perf/ab.sh and perf record under
-     * perf/load.sh's event scenario: see the commits that added these lines.) The addresses are
-     * made as integers: they may run past the end of the pool block or of the buffer, which a
-     * prefetch may touch but pointer arithmetic may not. */
-    for (size_t off = 0; off < FA_CONN_HOT; off += FA_CACHELINE)
+     * cache since its last request, all but the line libev touched to call us. Request the rest
+     * of the hot part now and read with what that line holds, so that the misses are over by
+     * the end of the system call instead of stalling it, then the parse, the pipeline and the
+     * response one after another. (Measured with perf/ab.sh and perf record under
+     * perf/load.sh's event scenario: see the commits that added these lines.) */
+    for (size_t off = FA_CACHELINE; off < FA_CONN_HOT; off += FA_CACHELINE)
         __builtin_prefetch((const char *)c + off);
-    uintptr_t pool = (uintptr_t)c->pool._cur, out = (uintptr_t)c->wbuf + c->wlen;
-    for (size_t off = 0; off < POOL_HOT; off += FA_CACHELINE)
-        __builtin_prefetch((const void *)(pool + off));
-    __builtin_prefetch((const void *)out);
-    __builtin_prefetch((const void *)(out + FA_CACHELINE));
-
-    if (c->lingering) {
-        /* Discard what the client still sends, all that is there now, until its EOF; a client
-         * that keeps sending past LINGER_BYTES is not worth waiting for. */
-        char sink[16384];
-        for (;;) {
-            ssize_t n = read(c->fd, sink, sizeof(sink));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && errno == EAGAIN)
-                return;
-            c->rend += n > 0 ? (size_t)n : 0; /* rbuf is unused while lingering: a byte count */
-            if (n <= 0 || c->rend > LINGER_BYTES) {
-                conn_close(c);
-                return;
-            }
-        }
-    }
-    if (!make_room(c)) {
+    if (FA_UNLIKELY(c->rend >= c->rcap) && !make_room(c)) {
         if (c->state == FA_CONN_HANDLING) {
             /* The waiting request still reads its bytes at the front of the buffer: read no
              * more until it is answered (fa__conn_request_done starts reading again). */
@@ -395,7 +395,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         conn_flush(c);
         return;
     }
-    ssize_t n = read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
+    ssize_t n = read(c->rio.fd, c->rbuf + c->rend, c->rcap - c->rend);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -414,7 +414,15 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             c->want_close = true;
         return;
     }
-    c->rend += (size_t)n;
+    /* The start of the request pool's free space and of the output buffer, which the request
+     * touches next. As integers: they may run past the end of the pool block or of the buffer,
+     * which a prefetch may touch but pointer arithmetic may not. */
+    uintptr_t pool = (uintptr_t)c->pool._cur, out = (uintptr_t)c->wbuf + c->wlen;
+    for (size_t off = 0; off < POOL_HOT; off += FA_CACHELINE)
+        __builtin_prefetch((const void *)(pool + off));
+    __builtin_prefetch((const void *)out);
+    __builtin_prefetch((const void *)(out + FA_CACHELINE));
+    c->rend += (uint32_t)n;
     c->last_io = ev_now(loop);
     fa__conn_process(c);
 }

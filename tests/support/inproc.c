@@ -174,7 +174,7 @@ static uint64_t progress(const fa_inproc_t *ip)
     /* Bytes read or written that completed nothing yet (a partial header, a lingering read)
      * are progress too: the next turn may complete something. */
     for (const fa_conn_t *c = w->conns; c; c = c->next)
-        p = p * 0x100000001b3ull + c->rend + (c->rstart << 20) + (c->wpos << 40) + c->wlen +
+        p = p * 0x100000001b3ull + c->rend + ((uint64_t)c->rstart << 20) + (c->wpos << 40) + c->wlen +
             c->state + c->lingering;
     return p;
 }
@@ -257,10 +257,10 @@ bool fa_inproc_idle(const fa_inproc_t *ip, char *why, size_t whylen)
     if (w->nconns || w->conns) {
         const fa_conn_t *c = w->conns;
         say(why, whylen, "%u connections still open (state %d, rio %d, wio %d, lingering %d, "
-            "want_close %d, eof %d, rstart %zu, rend %zu, rcap %zu, wpending %zu)",
+            "want_close %d, eof %d, rstart %u, rend %u, rcap %u, wpending %zu)",
             w->nconns, c ? (int)c->state : -1, c ? ev_is_active(&c->rio) : -1,
             c ? ev_is_active(&c->wio) : -1, c ? c->lingering : -1, c ? c->want_close : -1,
-            c ? c->eof : -1, c ? c->rstart : 0, c ? c->rend : 0, c ? c->rcap : 0,
+            c ? c->eof : -1, c ? c->rstart : 0u, c ? c->rend : 0u, c ? c->rcap : 0u,
             c ? c->wlen - c->wpos : 0);
         return false;
     }
