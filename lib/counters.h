@@ -139,17 +139,29 @@ static inline void fa__counters_inc(_Atomic uint64_t *x, uint64_t by)
                           memory_order_relaxed);
 }
 
-/**
- * Counts one response of status that took latency_s seconds (from its first byte to the
- * response). Owner process only; hot path: no lock, no system call.
- */
-static inline void fa_counters_record(fa_counters_slot_t *s, int status, double latency_s)
+/** Counts one response of status. Owner process only; hot path: no lock, no system call. */
+static inline void fa_counters_count(fa_counters_slot_t *s, int status)
 {
     fa__counters_inc(&s->requests, 1);
     fa__counters_inc(&s->responses[status >= 100 && status < 600 ? status / 100 : 0], 1);
+}
+
+/** Adds one latency observation of latency_s seconds to the histogram. Owner process only. */
+static inline void fa_counters_observe(fa_counters_slot_t *s, double latency_s)
+{
     uint64_t us = latency_s > 0 ? (uint64_t)(latency_s * 1e6) : 0;
     fa__counters_inc(&s->latency_sum_us, us);
     fa__counters_inc(&s->latency[fa_counters_lat_bucket(us)], 1);
+}
+
+/**
+ * Counts one response of status that took latency_s seconds (from its first byte to the
+ * response): fa_counters_count and fa_counters_observe at once.
+ */
+static inline void fa_counters_record(fa_counters_slot_t *s, int status, double latency_s)
+{
+    fa_counters_count(s, status);
+    fa_counters_observe(s, latency_s);
 }
 
 /** Publishes the connection figures (owner process only; plain relaxed stores). */

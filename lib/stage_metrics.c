@@ -123,12 +123,14 @@ static void render(fa_buf_t *o, const fa_counters_view_t *v, const fa_agg_totals
 static fa_status_t run_metrics(fa_req_t *req, const fa_stage_t *stage)
 {
     (void)stage;
-    const fa_worker_t *w = req->worker;
+    fa_worker_t *w = req->worker;
     if (!w->counters) {
         fa_req_respond_error(req, 503, "metrics are not available in this process");
         return FA_DONE;
     }
     fa_counters_view_t *v = fa_pool_alloc(req->pool, sizeof(*v));
+    if (w->counter_slot)
+        fa_worker_flush_latency(w); /* this process's answers so far, the batch being read too */
     fa_counters_read(w->counters, v);
     fa_agg_totals_t t;
     fa_agg_read(w->agg, &t);

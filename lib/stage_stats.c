@@ -88,12 +88,14 @@ static void render_server(fa_buf_t *o, const fa_counters_view_t *v)
 static fa_status_t run_stats(fa_req_t *req, const fa_stage_t *stage)
 {
     (void)stage;
-    const fa_worker_t *w = req->worker;
+    fa_worker_t *w = req->worker;
     bool server = w->counters && query_flag(req->query, "server");
     fa_counters_view_t *v = NULL;
     size_t cap = FA_AGG_STATS_MAX;
     if (server) {
         v = fa_pool_alloc(req->pool, sizeof(*v));
+        if (w->counter_slot)
+            fa_worker_flush_latency(w); /* this process's answers so far */
         fa_counters_read(w->counters, v);
         cap = FA_AGG_STATS_MAX + 2048 + (size_t)v->nworkers * 160;
     }

@@ -61,6 +61,32 @@ static void on_check(struct ev_loop *loop, ev_check *chk, int revents)
         ev_break(loop, EVBREAK_ALL);
 }
 
+void fa_worker_flush_latency(fa_worker_t *w)
+{
+    if (!w->nlat)
+        return;
+    /* The loop's ev_now is frozen for the iteration the request was read in (its start); the
+     * real time (one vDSO call, no syscall) makes the latency include the work and the send. */
+    double now = ev_time();
+    for (unsigned i = 0; i < w->nlat; i++)
+        fa_counters_observe(w->counter_slot, now - w->lat[i]);
+    w->nlat = 0;
+    fa_counters_set_conns(w->counter_slot, w->nconns, w->stats.connections_total,
+                          w->stats.accept_errors);
+}
+
+/* libev calls this right before it waits for events: every callback of the iteration has run
+ * and every response it made has been written (or queued for writability). */
+static void on_loop_release(struct ev_loop *loop)
+{
+    fa_worker_flush_latency(ev_userdata(loop));
+}
+
+static void on_loop_acquire(struct ev_loop *loop)
+{
+    (void)loop;
+}
+
 static void on_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
@@ -140,8 +166,11 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
         ev_io_init(&w->accept[i].io, on_accept, listen_fds[i], EV_READ);
     }
     ev_timer_init(&w->accept_retry, on_accept_retry, 0.1, 0.);
-    if (w->counter_slot)
+    if (w->counter_slot) {
         fa_counters_slot_set_pid(w->counter_slot, getpid());
+        ev_set_userdata(w->loop, w);
+        ev_set_loop_release_cb(w->loop, on_loop_release, on_loop_acquire);
+    }
     if (w->config->log.access) {
         char err[512];
         w->access = fa_accesslog_open(w->config->log.access_path, w->config->log.access_format,
@@ -197,6 +226,8 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     fa_log_debug("accepting on %u sockets", nlisten);
 
     ev_run(w->loop, 0);
+    if (w->counter_slot)
+        fa_worker_flush_latency(w); /* the last iteration's, when a stop broke the loop */
 
     /* A second stop signal (the master forwards one, an operator may send another) must not
      * kill the process with the default action once the watchers are gone. */

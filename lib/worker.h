@@ -48,6 +48,11 @@ struct fa_worker {
      * only this process writes. Set by the master before fa_worker_run; NULL in harnesses. */
     const fa_counters_t *counters;
     fa_counters_slot_t *counter_slot;
+    /* The start times (ev_now) of this loop iteration's answered requests: their latencies go
+     * into counter_slot's histogram with one clock read when the iteration ends
+     * (fa_worker_flush_latency), not one per response. Their counts go in at once. */
+    unsigned nlat;
+    double lat[256];
     fa_accesslog_t *access;  /* NULL unless log.access; owned by the worker */
     ev_timer ops_timer;      /* flushes the access log, publishes the connection counters */
     struct fa_upstreams *upstreams; /* per-worker upstream connection pools (upstream.h) */
@@ -95,6 +100,14 @@ struct fa_worker {
  * graceful stop completes. Returns the process exit status.
  */
 int fa_worker_run(fa_worker_t *worker, const int *listen_fds, unsigned nlisten);
+
+/**
+ * Adds the latencies of the responses made since the last call to the shared histogram, each
+ * measured from the request's start to now (one clock read). Runs when the loop is about to wait
+ * (its responses have been sent), when the records fill up, and before a stage of this process
+ * reads the counters. Other processes see an iteration's latencies once it ended.
+ */
+void fa_worker_flush_latency(fa_worker_t *worker);
 
 /** Starts or stops watching the listening sockets (max_connections, shutdown, EMFILE). */
 void fa_worker_accept_enable(fa_worker_t *worker, bool on);
