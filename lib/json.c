@@ -29,13 +29,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* After validation: j.parent holds the index after the subtree ("next"), j.size holds a
- * container's member count, or for a string 1 if it contains escapes. */
-struct fa__json_tok {
-    jsmntok_t j;
-};
-
+/* Parsing works on jsmntok_t; the document hands the same array out as fa__json_tok_t, which
+ * json.h declares field for field so that its accessors can be inline. After validation `parent`
+ * holds the index after the subtree ("next") and `size` a container's member count, a string's
+ * FA__JSON_STR_ flags or a number's FA_JSON_NUM_ flags (0 for a literal). */
 static_assert(sizeof(fa__json_tok_t) == sizeof(jsmntok_t), "tokens are jsmn tokens");
+static_assert(sizeof(((jsmntok_t *)0)->type) == sizeof(int), "jsmntype_t is an int");
+static_assert(offsetof(fa__json_tok_t, _type) == offsetof(jsmntok_t, type), "type");
+static_assert(offsetof(fa__json_tok_t, _start) == offsetof(jsmntok_t, start), "start");
+static_assert(offsetof(fa__json_tok_t, _end) == offsetof(jsmntok_t, end), "end");
+static_assert(offsetof(fa__json_tok_t, _size) == offsetof(jsmntok_t, size), "size");
+static_assert(offsetof(fa__json_tok_t, _next) == offsetof(jsmntok_t, parent), "parent");
+static_assert((int)FA__JSON_TOK_OBJECT == (int)JSMN_OBJECT &&
+                  (int)FA__JSON_TOK_ARRAY == (int)JSMN_ARRAY &&
+                  (int)FA__JSON_TOK_STRING == (int)JSMN_STRING &&
+                  (int)FA__JSON_TOK_PRIMITIVE == (int)JSMN_PRIMITIVE,
+              "token types are jsmn's");
 
 /* Bodies up to this size get a token array sized by a proven upper bound without a pre-scan; the
  * jsmn worst case (closing brackets walk parent chains: O(tokens x depth)) is tiny there. */
@@ -73,9 +82,16 @@ static const uint8_t str_class[256] = {
 
 /* Eight bytes at a time (SWAR): a mask with the high bit set in each byte that is below 0x20, a
  * backslash, a quote or >= 0x80. Borrows only spread upwards from a real hit, so the lowest set
- * bit is exact, which is all the callers use. */
+ * bit is exact, which is all the callers use. A byte >= 0x80 is a hit whatever the subtractions
+ * make of it, so each test needs no "and not x" of its own: a byte equal to c is the only one
+ * below 0x80 for which (x ^ c) - 1 has its high bit set, and one below 0x20 the only one for
+ * which x - 0x20 has. */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
+
+/* The byte at the lowest address is the least significant one: ctz finds the first hit, and a
+ * right shift drops the first bytes of a load. */
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "SWAR scanning assumes little-endian");
 
 static inline uint64_t load8(const char *p)
 {
@@ -91,8 +107,8 @@ static inline uint64_t zero_bytes(uint64_t x)
 
 static inline uint64_t special_bytes(uint64_t x)
 {
-    return ((x - ONES * 0x20) & ~x & HIGHS) | zero_bytes(x ^ (ONES * '\\')) |
-           zero_bytes(x ^ (ONES * '"')) | (x & HIGHS);
+    return (((x ^ (ONES * '\\')) - ONES) | ((x ^ (ONES * '"')) - ONES) | (x - ONES * 0x20) | x) &
+           HIGHS;
 }
 
 /* Bytes that end a primitive in the root-primitive path. */
@@ -107,7 +123,7 @@ static inline bool ends_primitive(unsigned char c)
 typedef struct {
     const char *buf;
     size_t len;
-    fa__json_tok_t *toks;
+    jsmntok_t *toks;
     int ntoks;
     uint32_t max_depth;
     fa_pool_t *pool;
@@ -270,15 +286,16 @@ static size_t check_escape(const char *p, const char *e, const char **why)
     return 12;
 }
 
-/* Validates the contents of a string token (between the quotes). Returns 1 if it has escapes, 0
- * if not, -1 on error. Runs for every string: the plain-ASCII loop is the hot part. */
+/* Validates the contents of a string token (between the quotes). Returns its FA__JSON_STR_ flags
+ * (0 for plain ASCII), or -1 on error. Runs for every string on the general path (and on the flat
+ * path for a string that is not plain ASCII): the plain-ASCII loop is the hot part. */
 static int check_string(ctx_t *c, size_t start, size_t end)
 {
     const char *s = c->buf + start, *e = c->buf + end, *p = s;
     /* Offsets up to this one can load 8 bytes without leaving the input. */
     size_t load_max = c->len >= 8 ? c->len - 8 : 0;
     bool can_load = c->len >= 8;
-    int escaped = 0;
+    int flags = 0;
     const char *why;
     while (p < e) {
         /* Skip plain ASCII eight bytes at a time; a short string may load bytes past its end
@@ -307,7 +324,7 @@ static int check_string(ctx_t *c, size_t start, size_t end)
             if (!n)
                 return fail(c->err, FA_JSON_ESYNTAX, (size_t)(p - c->buf), "%s", why);
             p += n;
-            escaped = 1;
+            flags |= FA__JSON_STR_ESCAPED;
             continue;
         }
         case 3: /* jsmn ends strings at quotes, so this cannot happen */
@@ -317,11 +334,12 @@ static int check_string(ctx_t *c, size_t start, size_t end)
             if (!n)
                 return fail(c->err, FA_JSON_ESTRING, (size_t)(p - c->buf), "%s in string", why);
             p += n;
+            flags |= FA__JSON_STR_NONASCII;
             continue;
         }
         }
     }
-    return escaped;
+    return flags;
 }
 
 /* Decodes one (validated) unit of string text at *pp into out, returns its byte count. */
@@ -390,24 +408,10 @@ static size_t unescape(const char *s, size_t n, char *dst)
     return len;
 }
 
-/* Compares escaped (validated) string text with raw bytes, without copying. */
-static bool escaped_equal(const char *s, size_t n, const char *key, size_t keylen)
-{
-    const char *p = s, *e = s + n;
-    size_t k = 0;
-    char out[4];
-    while (p < e) {
-        size_t m = decode_step(&p, out);
-        if (k + m > keylen || memcmp(out, key + k, m) != 0)
-            return false;
-        k += m;
-    }
-    return k == keylen;
-}
-
 /* ---- primitives ---- */
 
-/* Validates a number or literal s[start..end) completely (jsmn only checks the characters). */
+/* Validates a number or literal s[start..end) completely (jsmn only checks the characters).
+ * Returns a number's FA_JSON_NUM_ flags (0 for a literal), or -1 on error. */
 static int check_primitive(ctx_t *c, size_t start, size_t end)
 {
     const char *b = c->buf, *s = b + start, *e = b + end, *p = s;
@@ -430,6 +434,7 @@ static int check_primitive(ctx_t *c, size_t start, size_t end)
     default:
         return fail_char(c->err, b, start);
     }
+    int form = 0;
     if (*p == '-')
         p++;
     if (p == e || !is_digit((unsigned char)*p))
@@ -448,6 +453,7 @@ static int check_primitive(ctx_t *c, size_t start, size_t end)
             return fail(c->err, FA_JSON_ESYNTAX, (size_t)(p - b), "digit expected after '.'");
         while (p < e && is_digit((unsigned char)*p))
             p++;
+        form |= FA_JSON_NUM_FRACTION;
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         p++;
@@ -457,6 +463,7 @@ static int check_primitive(ctx_t *c, size_t start, size_t end)
             return fail(c->err, FA_JSON_ESYNTAX, (size_t)(p - b), "digit expected in exponent");
         while (p < e && is_digit((unsigned char)*p))
             p++;
+        form |= FA_JSON_NUM_EXPONENT;
     }
     if (p != e) {
         unsigned char ch = (unsigned char)*p;
@@ -465,7 +472,7 @@ static int check_primitive(ctx_t *c, size_t start, size_t end)
                         ch);
         return fail(c->err, FA_JSON_ESYNTAX, (size_t)(p - b), "invalid byte 0x%02x in number", ch);
     }
-    return 0;
+    return form;
 }
 
 /* ---- duplicate keys ---- */
@@ -473,9 +480,9 @@ static int check_primitive(ctx_t *c, size_t start, size_t end)
 /* The unescaped form of key token k: zero-copy or a copy in the pool (escaped keys are rare). */
 static fa_str_t key_view(ctx_t *c, int k)
 {
-    const jsmntok_t *t = &c->toks[k].j;
+    const jsmntok_t *t = &c->toks[k];
     fa_str_t s = {c->buf + t->start, (size_t)(t->end - t->start)};
-    if (t->size) {
+    if (t->size & FA__JSON_STR_ESCAPED) {
         char *d = fa_pool_alloc(c->pool, s.len);
         s.len = unescape(s.ptr, s.len, d);
         s.ptr = d;
@@ -502,7 +509,7 @@ static int fail_dup(ctx_t *c, int k, fa_str_t key)
     }
     size_t w = fa_json_escape(shown, sizeof(shown) - 1, key.ptr, n);
     shown[FA_MIN(w, sizeof(shown) - 1)] = '\0';
-    return fail(c->err, FA_JSON_EDUPKEY, (size_t)c->toks[k].j.start - 1, "duplicate key \"%s%s\"",
+    return fail(c->err, FA_JSON_EDUPKEY, (size_t)c->toks[k].start - 1, "duplicate key \"%s%s\"",
                 shown, more);
 }
 
@@ -519,7 +526,7 @@ static uint32_t hash_bytes(fa_str_t s)
  * error names the later of the two keys. */
 static int check_dup_keys(ctx_t *c, int obj)
 {
-    int n = c->toks[obj].j.size;
+    int n = c->toks[obj].size;
     if (n < 2)
         return 0;
     if (n <= 16) {
@@ -527,14 +534,14 @@ static int check_dup_keys(ctx_t *c, int obj)
         int k = obj + 1;
         for (int i = 0; i < n; i++) {
             keys[i] = k;
-            k = c->toks[k + 1].j.parent;
+            k = c->toks[k + 1].parent;
         }
         for (int i = 1; i < n; i++) {
-            const jsmntok_t *ti = &c->toks[keys[i]].j;
+            const jsmntok_t *ti = &c->toks[keys[i]];
             size_t li = (size_t)(ti->end - ti->start);
             for (int j = 0; j < i; j++) {
-                const jsmntok_t *tj = &c->toks[keys[j]].j;
-                if (!ti->size && !tj->size) {
+                const jsmntok_t *tj = &c->toks[keys[j]];
+                if (!((ti->size | tj->size) & FA__JSON_STR_ESCAPED)) {
                     if ((size_t)(tj->end - tj->start) == li &&
                         memcmp(c->buf + ti->start, c->buf + tj->start, li) == 0)
                         return fail_dup(c, keys[i], key_view(c, keys[i]));
@@ -561,7 +568,7 @@ static int check_dup_keys(ctx_t *c, int obj)
             h = (h + 1) & (cap - 1);
         }
         slots[h] = i;
-        k = c->toks[k + 1].j.parent;
+        k = c->toks[k + 1].parent;
     }
     return 0;
 }
@@ -588,7 +595,7 @@ enum {
 static int validate(ctx_t *c)
 {
     const char *b = c->buf;
-    fa__json_tok_t *toks = c->toks;
+    jsmntok_t *toks = c->toks;
     int inline_stack[INLINE_STACK];
     int *stack = inline_stack;
     if (c->max_depth > INLINE_STACK)
@@ -598,7 +605,7 @@ static int validate(ctx_t *c)
     size_t pos = 0;
 
     for (int i = 0; i <= c->ntoks; i++) {
-        jsmntok_t *t = i < c->ntoks ? &toks[i].j : NULL;
+        jsmntok_t *t = i < c->ntoks ? &toks[i] : NULL;
         size_t at = !t ? c->len : t->type == JSMN_STRING ? (size_t)t->start - 1 : (size_t)t->start;
         if (at < pos)
             return fail(c->err, FA_JSON_ESYNTAX, at, "malformed input");
@@ -654,14 +661,14 @@ static int validate(ctx_t *c)
             }
             /* A closing bracket of the right kind: finish the container on top. */
             int top = stack[--sp];
-            jsmntok_t *ct = &toks[top].j;
+            jsmntok_t *ct = &toks[top];
             if ((size_t)ct->end != pos + 1)
                 return fail(c->err, FA_JSON_ESYNTAX, pos, "unexpected '%c'", ch);
             ct->parent = i;
             if (ct->type == JSMN_OBJECT && check_dup_keys(c, top) < 0)
                 return -1;
             state = sp == 0 ? S_ROOT_DONE
-                    : toks[stack[sp - 1]].j.type == JSMN_ARRAY ? S_ARR_NEXT
+                    : toks[stack[sp - 1]].type == JSMN_ARRAY ? S_ARR_NEXT
                                                                : S_OBJ_NEXT;
         }
         if (!t)
@@ -673,12 +680,12 @@ static int validate(ctx_t *c)
         case S_OBJ_KEY:
             if (t->type != JSMN_STRING)
                 return fail(c->err, FA_JSON_ESYNTAX, at, "expected a string key");
-            int esc = check_string(c, (size_t)t->start, (size_t)t->end);
-            if (esc < 0)
+            int flags = check_string(c, (size_t)t->start, (size_t)t->end);
+            if (flags < 0)
                 return -1;
-            t->size = esc;
+            t->size = flags;
             t->parent = i + 1;
-            toks[stack[sp - 1]].j.size++;
+            toks[stack[sp - 1]].size++;
             pos = (size_t)t->end + 1;
             state = S_OBJ_COLON;
             continue;
@@ -697,24 +704,26 @@ static int validate(ctx_t *c)
             return fail(c->err, FA_JSON_ESYNTAX, at, "unexpected data after the JSON value");
         }
         if (state == S_ARR_FIRST || state == S_ARR_VALUE)
-            toks[stack[sp - 1]].j.size++;
+            toks[stack[sp - 1]].size++;
         switch (t->type) {
         case JSMN_STRING: {
-            int esc = check_string(c, (size_t)t->start, (size_t)t->end);
-            if (esc < 0)
+            int flags = check_string(c, (size_t)t->start, (size_t)t->end);
+            if (flags < 0)
                 return -1;
-            t->size = esc;
+            t->size = flags;
             t->parent = i + 1;
             pos = (size_t)t->end + 1;
             break;
         }
-        case JSMN_PRIMITIVE:
-            if (check_primitive(c, (size_t)t->start, (size_t)t->end) < 0)
+        case JSMN_PRIMITIVE: {
+            int form = check_primitive(c, (size_t)t->start, (size_t)t->end);
+            if (form < 0)
                 return -1;
-            t->size = 0;
+            t->size = form;
             t->parent = i + 1;
             pos = (size_t)t->end;
             break;
+        }
         default: /* object or array */
             if (sp >= c->max_depth)
                 return fail(c->err, FA_JSON_ETOODEEP, at, "nesting deeper than %u", c->max_depth);
@@ -725,7 +734,7 @@ static int validate(ctx_t *c)
             continue;
         }
         state = sp == 0 ? S_ROOT_DONE
-                : toks[stack[sp - 1]].j.type == JSMN_ARRAY ? S_ARR_NEXT
+                : toks[stack[sp - 1]].type == JSMN_ARRAY ? S_ARR_NEXT
                                                            : S_OBJ_NEXT;
     }
     if (state != S_ROOT_DONE)
@@ -839,175 +848,240 @@ static int prescan(ctx_t *c, size_t *bound)
 /* Members a flat object may have on the fast path: the pairwise duplicate check stays cheap. */
 #define FLAT_MAX_KEYS 16
 
-/* Finds the closing quote of the string whose text starts at p and checks the text: returns the
- * quote's offset with *esc set as check_string sets it, or 0 if the input ends first or the text
- * is invalid. Plain ASCII text is settled in one pass, eight bytes at a time; text with escapes,
- * control characters or non-ASCII bytes goes to check_string once its end (the first quote not
- * escaped by a backslash, as jsmn finds it) is known. */
-static size_t flat_string(ctx_t *c, size_t p, int *esc)
+/* What flat_string returns: the closing quote's offset shifted left by two, or'ed with the string's
+ * FA__JSON_STR_ flags; 0 declines (no string's quote is at offset 0). One register, no memory. */
+#define FLAT_QUOTE(r) ((r) >> 2)
+#define FLAT_FLAGS(r) ((int)((r)&3))
+
+/* The rest of flat_string, out of line: text that is not plain ASCII (an escape, a control
+ * character or a byte >= 0x80 at p), that runs to the end of the input, or that lies in an input
+ * under eight bytes. Finds the end as jsmn does (the first quote not escaped by a backslash) and
+ * lets check_string settle the text, without a message: only the general path writes those. */
+static __attribute__((noinline)) size_t flat_string_slow(const char *b, size_t len, size_t s,
+                                                         size_t p)
 {
-    const char *b = c->buf;
-    size_t len = c->len, s = p;
+    while (p < len && b[p] != '"')
+        p += b[p] == '\\' ? 2 : 1;
+    if (p >= len)
+        return 0;
+    ctx_t c = {.buf = b, .len = len};
+    int flags = check_string(&c, s, p);
+    return flags < 0 ? 0 : p << 2 | (size_t)flags;
+}
+
+/* Finds the closing quote of the string whose text starts at p and checks the text (see
+ * FLAT_QUOTE for the result). Plain ASCII text, nearly every key and value, is settled here eight
+ * bytes at a time; with fewer than eight bytes left, the last eight bytes of the input are loaded
+ * and shifted so that byte p comes first, and no load ever leaves [b, b + len). */
+static inline size_t flat_string(const char *b, size_t len, size_t p)
+{
+    size_t s = p;
+    uint64_t m;
     for (;;) {
         if (p + 8 <= len) {
-            uint64_t m = special_bytes(load8(b + p));
+            m = special_bytes(load8(b + p));
             if (!m) {
                 p += 8;
                 continue;
             }
-            p += __builtin_ctzll(m) >> 3;
-        } else if (p >= len) {
-            return 0;
+        } else if (p < len && len >= 8) {
+            /* The zeros shifted in count as control characters, so the first hit is either a
+             * real one or the end of the input, where the slow path declines. */
+            m = special_bytes(load8(b + len - 8) >> (8 * (p + 8 - len)));
+        } else {
+            return flat_string_slow(b, len, s, p);
         }
-        if (b[p] == '"') {
-            *esc = 0;
-            return p;
-        }
-        if (str_class[(unsigned char)b[p]] != 0)
-            break;
-        p++;
+        break;
     }
-    while (p < len && b[p] != '"')
-        p += b[p] == '\\' ? 2 : 1;
-    if (p >= len || (*esc = check_string(c, s, p)) < 0) /* c->err is NULL: no message */
-        return 0;
-    return p;
+    p += (size_t)__builtin_ctzll(m) >> 3;
+    if (FA_LIKELY(p < len && b[p] == '"'))
+        return p << 2;
+    return flat_string_slow(b, len, s, p);
 }
 
-static inline size_t skip_ws(const char *b, size_t len, size_t p)
+/* The first byte at or after p that is not whitespace. No length check: parse_flat calls it only
+ * where the '}' that ends the input lies ahead. Compact JSON has no whitespace, so the first test
+ * (a byte above ' ') nearly always settles it. */
+static inline size_t skip_ws(const char *b, size_t p)
 {
-    while (p < len && is_ws((unsigned char)b[p]))
+    while ((unsigned char)b[p] <= ' ' && is_ws((unsigned char)b[p]))
         p++;
     return p;
 }
 
-/* The end of the number starting at p if it follows the JSON grammar, else 0. */
-static size_t flat_number_end(const char *b, size_t len, size_t p)
+/* The offset of the punctuation ch at p, or after whitespace at p; 0 if anything else comes
+ * first. Where one byte is expected, testing for it first spares compact JSON the whitespace
+ * test. Same bounds as skip_ws. */
+static inline size_t at_char(const char *b, size_t p, char ch)
 {
-    size_t s = p;
-    if (b[p] == '-')
-        p++;
-    if (p == len || !is_digit((unsigned char)b[p]))
+    if (b[p] != ch) {
+        p = skip_ws(b, p);
+        if (b[p] != ch)
+            return 0;
+    }
+    return p;
+}
+
+/* The end of the number starting at p if it follows the JSON grammar, with *form set as
+ * check_primitive returns it; else 0. No length check either: at worst the '}' that ends the
+ * input follows, and it stops every step here. */
+static inline size_t flat_number_end(const char *b, size_t p, int *form)
+{
+    int f = 0;
+    p += b[p] == '-';
+    if (!is_digit((unsigned char)b[p]))
         return 0;
     if (b[p] == '0')
         p++;
     else
-        while (p < len && is_digit((unsigned char)b[p]))
+        while (is_digit((unsigned char)b[p]))
             p++;
-    if (p < len && b[p] == '.') {
-        if (++p == len || !is_digit((unsigned char)b[p]))
+    if (b[p] == '.') {
+        if (!is_digit((unsigned char)b[++p]))
             return 0;
-        while (p < len && is_digit((unsigned char)b[p]))
+        while (is_digit((unsigned char)b[p]))
             p++;
+        f = FA_JSON_NUM_FRACTION;
     }
-    if (p < len && (b[p] == 'e' || b[p] == 'E')) {
+    if ((b[p] | 0x20) == 'e') {
         p++;
-        if (p < len && (b[p] == '+' || b[p] == '-'))
-            p++;
-        if (p == len || !is_digit((unsigned char)b[p]))
+        p += b[p] == '+' || b[p] == '-';
+        if (!is_digit((unsigned char)b[p]))
             return 0;
-        while (p < len && is_digit((unsigned char)b[p]))
+        while (is_digit((unsigned char)b[p]))
             p++;
+        f |= FA_JSON_NUM_EXPONENT;
     }
-    return p > s ? p : 0;
+    *form = f;
+    return p;
+}
+
+/* One token, field by field. The stores are volatile only so that they stay five plain stores:
+ * left to itself, GCC first packs the fields into a vector register, which here costs more
+ * instructions than it saves (about 20 per request on the 1MRC body). */
+static inline void flat_tok(jsmntok_t *tok, jsmntype_t type, size_t start, size_t end, int size,
+                            int next)
+{
+    volatile jsmntok_t *t = tok;
+    t->type = type;
+    t->start = (int)start;
+    t->end = (int)end;
+    t->size = size;
+    t->parent = next;
 }
 
 /*
  * One pass over a flat object ({"userId":"u1","value":42.5}: string keys, values that are strings,
  * numbers or literals, at most FLAT_MAX_KEYS members), the shape nearly every event has. It builds
- * exactly the tokens jsmn followed by validate() would (same offsets, sizes and next links) in
- * about a tenth of the instructions. Anything else, valid or not (nesting, duplicate or escaped
- * keys when there are several, a syntax error), returns false without side effects but a little
- * pool memory, and the general path parses the input from scratch: it alone writes error messages,
- * so errors read the same whichever path saw the input first. p is the offset of the '{'.
+ * exactly the tokens jsmn followed by validate() would (same offsets, sizes, flags and next links)
+ * in a small fraction of the instructions. Anything else, valid or not (nesting, duplicate or
+ * escaped keys when there are several, a syntax error), returns false without side effects, and
+ * the general path parses the input from scratch: it alone writes error messages, so errors read
+ * the same whichever path saw the input first. p is the offset of the '{'.
+ *
+ * The object must end the input but for whitespace, so that is checked first: from then on the
+ * last '}' bounds every scan but the string one (each step of the others consumes a byte that is
+ * not '}', and skip_ws stops at it), and only flat_string and the literals check the length.
  */
-static bool parse_flat(ctx_t *c, size_t p, size_t max_tokens, fa_json_t *doc)
+static inline __attribute__((always_inline)) bool
+parse_flat(const char *b, size_t len, size_t p, size_t max_tokens, fa_pool_t *pool, fa_json_t *doc)
 {
-    const char *b = c->buf;
-    size_t len = c->len;
-    jsmntok_t t[1 + 2 * FLAT_MAX_KEYS];
-    int n = 1, keys = 0;
-    bool escaped_key = false;
-    t[0] = (jsmntok_t){.type = JSMN_OBJECT, .start = (int)p};
-    p = skip_ws(b, len, p + 1);
-    if (p < len && b[p] == '}')
-        goto close;
-    for (;;) {
-        if (p >= len || b[p] != '"' || keys == FLAT_MAX_KEYS)
-            return false;
-        int esc;
-        size_t e = flat_string(c, p + 1, &esc);
-        if (!e)
-            return false;
-        escaped_key |= esc;
-        t[n] = (jsmntok_t){JSMN_STRING, (int)p + 1, (int)e, esc, n + 1};
-        n++;
-        keys++;
-        p = skip_ws(b, len, e + 1);
-        if (p >= len || b[p] != ':')
-            return false;
-        p = skip_ws(b, len, p + 1);
-        if (p >= len)
-            return false;
-        unsigned char ch = (unsigned char)b[p];
-        if (ch == '"') {
-            e = flat_string(c, p + 1, &esc);
-            if (!e)
-                return false;
-            t[n] = (jsmntok_t){JSMN_STRING, (int)p + 1, (int)e, esc, n + 1};
-            e++;
-        } else {
-            if (ch == '-' || is_digit(ch))
-                e = flat_number_end(b, len, p);
-            else if (ch == 't' && len - p >= 4 && memcmp(b + p, "true", 4) == 0)
-                e = p + 4;
-            else if (ch == 'f' && len - p >= 5 && memcmp(b + p, "false", 5) == 0)
-                e = p + 5;
-            else if (ch == 'n' && len - p >= 4 && memcmp(b + p, "null", 4) == 0)
-                e = p + 4;
-            else
-                return false;
-            /* jsmn's strict primitives end at whitespace, ',', ']' or '}': what follows is
-             * checked below to be whitespace then ',' or '}', or the path declines. */
-            if (!e)
-                return false;
-            t[n] = (jsmntok_t){JSMN_PRIMITIVE, (int)p, (int)e, 0, n + 1};
-        }
-        n++;
-        p = skip_ws(b, len, e);
-        if (p >= len)
-            return false;
-        if (b[p] == '}')
-            break;
-        if (b[p] != ',')
-            return false;
-        p = skip_ws(b, len, p + 1);
-    }
-close:
-    if (skip_ws(b, len, p + 1) != len || (size_t)n > max_tokens)
+    size_t last = len - 1;
+    while (is_ws((unsigned char)b[last])) /* stops at the '{' at the latest */
+        last--;
+    if (b[last] != '}' || last == p)
         return false;
-    if (keys > 1 && escaped_key)
-        return false; /* duplicates would need unescaping: the general path knows how */
-    for (int i = 3; i < n; i += 2)
-        for (int j = 1; j < i; j += 2)
-            if (t[i].end - t[i].start == t[j].end - t[j].start &&
-                memcmp(b + t[i].start, b + t[j].start, (size_t)(t[i].end - t[i].start)) == 0)
+    jsmntok_t t[1 + 2 * FLAT_MAX_KEYS];
+    int n = 1, kflags = 0;
+    /* Bit (length % 64) of every key so far: a key can only repeat one whose bit is set. */
+    uint64_t klens = 0;
+    size_t open = p;
+    p = skip_ws(b, p + 1);
+    if (b[p] != '}') {
+        if (b[p] != '"')
+            return false;
+        for (;;) {
+            if (n == 1 + 2 * FLAT_MAX_KEYS)
                 return false;
-    t[0].end = (int)p + 1;
-    t[0].size = keys;
-    t[0].parent = n;
-    fa__json_tok_t *toks = fa_pool_alloc(c->pool, (size_t)n * sizeof(*toks));
+            size_t r = flat_string(b, len, p + 1);
+            if (!r)
+                return false;
+            size_t e = FLAT_QUOTE(r), klen = e - p - 1;
+            uint64_t bit = (uint64_t)1 << (klen & 63);
+            if (FA_UNLIKELY(klens & bit)) {
+                /* A key written as an earlier one is a duplicate, which the general path names. */
+                for (int j = 1; j < n; j += 2)
+                    if ((size_t)(t[j].end - t[j].start) == klen &&
+                        memcmp(b + t[j].start, b + p + 1, klen) == 0)
+                        return false;
+            }
+            klens |= bit;
+            kflags |= FLAT_FLAGS(r);
+            flat_tok(&t[n], JSMN_STRING, p + 1, e, FLAT_FLAGS(r), n + 1);
+            n++;
+            p = at_char(b, e + 1, ':');
+            if (!p)
+                return false;
+            p = skip_ws(b, p + 1);
+            unsigned char ch = (unsigned char)b[p];
+            if (ch == '"') {
+                r = flat_string(b, len, p + 1);
+                if (!r)
+                    return false;
+                e = FLAT_QUOTE(r);
+                flat_tok(&t[n], JSMN_STRING, p + 1, e, FLAT_FLAGS(r), n + 1);
+                e++;
+            } else {
+                int form = 0;
+                if (ch == '-' || is_digit(ch))
+                    e = flat_number_end(b, p, &form);
+                else if (ch == 't' && len - p >= 4 && memcmp(b + p, "true", 4) == 0)
+                    e = p + 4;
+                else if (ch == 'f' && len - p >= 5 && memcmp(b + p, "false", 5) == 0)
+                    e = p + 5;
+                else if (ch == 'n' && len - p >= 4 && memcmp(b + p, "null", 4) == 0)
+                    e = p + 4;
+                else
+                    return false;
+                /* jsmn's strict primitives end at whitespace, ',', ']' or '}': what follows is
+                 * checked below to be whitespace then ',' or '}', or the path declines. */
+                if (!e)
+                    return false;
+                flat_tok(&t[n], JSMN_PRIMITIVE, p, e, form, n + 1);
+            }
+            n++;
+            p = at_char(b, e, ',');
+            if (!p) {
+                p = skip_ws(b, e);
+                break;
+            }
+            p = at_char(b, p + 1, '"');
+            if (!p)
+                return false;
+        }
+    }
+    if (b[p] != '}' || p != last || (size_t)n > max_tokens)
+        return false;
+    if (n > 3 && (kflags & FA__JSON_STR_ESCAPED))
+        return false; /* duplicates would need unescaping: the general path knows how */
+    flat_tok(&t[0], JSMN_OBJECT, open, p + 1, n >> 1, n);
+    jsmntok_t *toks = fa_pool_alloc(pool, (size_t)n * sizeof(*toks));
     memcpy(toks, t, (size_t)n * sizeof(*toks));
-    doc->_toks = toks;
+    doc->_toks = (fa__json_tok_t *)toks;
     doc->_ntoks = n;
     return true;
 }
 
-int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t len,
-                        const fa_json_limits_t *lim, fa_json_error_t *err, fa__json_path_t path)
+/* ---- entry points ---- */
+
+/* Everything but the flat path: a bare number or literal, or jsmn and validate(). p is the offset
+ * of the first byte that is not whitespace. Out of line so that the flat path's caller stays
+ * small. */
+static __attribute__((noinline)) int parse_general(fa_json_t *doc, fa_pool_t *pool,
+                                                   const char *buf, size_t len,
+                                                   const fa_json_limits_t *lim,
+                                                   fa_json_error_t *err, size_t p)
 {
-    size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : FA_JSON_DEFAULT_MAX_BYTES;
-    max_bytes = FA_MIN(max_bytes, FA_JSON_HARD_MAX_BYTES);
     size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : FA_JSON_DEFAULT_MAX_TOKENS;
     ctx_t c = {
         .buf = buf,
@@ -1016,19 +1090,6 @@ int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t
         .pool = pool,
         .err = err,
     };
-    doc->_buf = buf;
-    doc->_len = len;
-    doc->_toks = NULL;
-    doc->_ntoks = 0;
-    if (len > max_bytes)
-        return fail(err, FA_JSON_ETOOBIG, max_bytes, "larger than %zu bytes", max_bytes);
-
-    size_t p = 0;
-    while (p < len && is_ws((unsigned char)buf[p]))
-        p++;
-    if (p == len)
-        return fail(err, FA_JSON_EEMPTY, len, "no value");
-
     unsigned char first = (unsigned char)buf[p];
     if (first != '{' && first != '[' && first != '"') {
         /* A bare top-level number or literal: jsmn's strict mode wants a delimiter after every
@@ -1038,14 +1099,15 @@ int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t
             end++;
         if (end == p)
             return fail_char(err, buf, p);
-        if (check_primitive(&c, p, end) < 0)
+        int form = check_primitive(&c, p, end);
+        if (form < 0)
             return -1;
         for (size_t q = end; q < len; q++)
             if (!is_ws((unsigned char)buf[q]))
                 return fail(err, FA_JSON_ESYNTAX, q, "unexpected data after the JSON value");
-        fa__json_tok_t *t = fa_pool_alloc(pool, sizeof(*t));
-        t->j = (jsmntok_t){.type = JSMN_PRIMITIVE, .start = (int)p, .end = (int)end, .parent = 1};
-        doc->_toks = t;
+        jsmntok_t *t = fa_pool_alloc(pool, sizeof(*t));
+        *t = (jsmntok_t){JSMN_PRIMITIVE, (int)p, (int)end, form, 1};
+        doc->_toks = (fa__json_tok_t *)t;
         doc->_ntoks = 1;
         return 0;
     }
@@ -1054,14 +1116,6 @@ int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t
      * primitive counting its delimiter), or the pre-scan's bound; one more than max_tokens is
      * enough to notice an excess. A too-small guess only happens for invalid input and is retried
      * with one token per byte, so the error message is jsmn's real one. */
-    if (path != FA__JSON_GENERAL && first == '{') {
-        ctx_t fc = c;
-        fc.err = NULL;
-        if (parse_flat(&fc, p, max_tokens, doc))
-            return 0;
-    }
-    if (path == FA__JSON_FLAT)
-        return -1;
     size_t n = len / 2 + 2;
     if (len > SMALL_BODY && prescan(&c, &n) < 0)
         return -1;
@@ -1079,7 +1133,7 @@ int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t
             return fail(err, FA_JSON_ETOOMANY, jp.pos, "more than %zu tokens", max_tokens);
         n = FA_MIN(len + 1, max_tokens + 1);
     }
-    c.toks = (fa__json_tok_t *)toks;
+    c.toks = toks;
     if (r < 0)
         return diagnose(&c, r, &jp, toks);
     if ((size_t)r > max_tokens)
@@ -1088,58 +1142,60 @@ int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t
     c.ntoks = r;
     if (validate(&c) < 0)
         return -1;
-    doc->_toks = c.toks;
+    doc->_toks = (fa__json_tok_t *)toks;
     doc->_ntoks = r;
     return 0;
+}
+
+/* What fa_json_parse and the tests' fa__json_parse_path share; inlined into each, so the path is
+ * a constant in fa_json_parse. The checks before the flat path are the ones whose errors come
+ * first whatever the input holds: size, then emptiness. */
+static inline __attribute__((always_inline)) int
+parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t len,
+           const fa_json_limits_t *lim, fa_json_error_t *err, fa__json_path_t path)
+{
+    size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : FA_JSON_DEFAULT_MAX_BYTES;
+    max_bytes = FA_MIN(max_bytes, FA_JSON_HARD_MAX_BYTES);
+    doc->_buf = buf;
+    doc->_len = len;
+    doc->_toks = NULL;
+    doc->_ntoks = 0;
+    if (len > max_bytes)
+        return fail(err, FA_JSON_ETOOBIG, max_bytes, "larger than %zu bytes", max_bytes);
+    size_t p = 0;
+    while (p < len && is_ws((unsigned char)buf[p]))
+        p++;
+    if (p == len)
+        return fail(err, FA_JSON_EEMPTY, len, "no value");
+    if (path != FA__JSON_GENERAL && buf[p] == '{') {
+        size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : FA_JSON_DEFAULT_MAX_TOKENS;
+        if (parse_flat(buf, len, p, max_tokens, pool, doc))
+            return 0;
+    }
+    if (path == FA__JSON_FLAT)
+        return -1;
+    return parse_general(doc, pool, buf, len, lim, err, p);
+}
+
+int fa__json_parse_path(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t len,
+                        const fa_json_limits_t *lim, fa_json_error_t *err, fa__json_path_t path)
+{
+    return parse_path(doc, pool, buf, len, lim, err, path);
 }
 
 int fa_json_parse(fa_json_t *doc, fa_pool_t *pool, const char *buf, size_t len,
                   const fa_json_limits_t *lim, fa_json_error_t *err)
 {
-    return fa__json_parse_path(doc, pool, buf, len, lim, err, FA__JSON_ANY);
+    return parse_path(doc, pool, buf, len, lim, err, FA__JSON_ANY);
 }
 
 void fa__json_tok_fields(const fa_json_t *doc, int tok, int out[5])
 {
-    const jsmntok_t *t = &doc->_toks[tok].j;
-    out[0] = (int)t->type, out[1] = t->start, out[2] = t->end, out[3] = t->size, out[4] = t->parent;
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    out[0] = t->_type, out[1] = t->_start, out[2] = t->_end, out[3] = t->_size, out[4] = t->_next;
 }
 
-/* ---- accessors ---- */
-
-static inline const jsmntok_t *tok_at(const fa_json_t *doc, int tok)
-{
-    return &doc->_toks[tok].j;
-}
-
-static inline bool valid_tok(const fa_json_t *doc, int tok)
-{
-    return tok >= 0 && tok < doc->_ntoks;
-}
-
-fa_json_type_t fa_json_type(const fa_json_t *doc, int tok)
-{
-    const jsmntok_t *t = tok_at(doc, tok);
-    switch (t->type) {
-    case JSMN_OBJECT:
-        return FA_JSON_OBJECT;
-    case JSMN_ARRAY:
-        return FA_JSON_ARRAY;
-    case JSMN_STRING:
-        return FA_JSON_STRING;
-    default:
-        switch (doc->_buf[t->start]) {
-        case 't':
-            return FA_JSON_TRUE;
-        case 'f':
-            return FA_JSON_FALSE;
-        case 'n':
-            return FA_JSON_NULL;
-        default:
-            return FA_JSON_NUMBER;
-        }
-    }
-}
+/* ---- accessors (the rest are inline in json.h) ---- */
 
 const char *fa_json_type_name(fa_json_type_t type)
 {
@@ -1161,108 +1217,26 @@ const char *fa_json_type_name(fa_json_type_t type)
     return "?";
 }
 
-int fa_json_size(const fa_json_t *doc, int tok)
+/* Runs for fa_json_object_get when a key in the document has escapes, without copying it. */
+bool fa__json_escaped_eq(const char *s, size_t n, const char *key, size_t keylen)
 {
-    const jsmntok_t *t = tok_at(doc, tok);
-    return t->type == JSMN_OBJECT || t->type == JSMN_ARRAY ? t->size : 0;
-}
-
-int fa_json_skip(const fa_json_t *doc, int tok)
-{
-    return tok_at(doc, tok)->parent;
-}
-
-/* n bytes at a equal n bytes at b; keys are short, so without a memcmp call: two overlapping
- * words of 4 or 8 bytes (the first and the last) up to 16 bytes. */
-static inline bool short_eq(const char *a, const char *b, size_t n)
-{
-    if (n >= 8 && n <= 16)
-        return ((load8(a) ^ load8(b)) | (load8(a + n - 8) ^ load8(b + n - 8))) == 0;
-    if (n >= 4 && n < 8) {
-        uint32_t x0, x1, y0, y1;
-        memcpy(&x0, a, 4);
-        memcpy(&x1, a + n - 4, 4);
-        memcpy(&y0, b, 4);
-        memcpy(&y1, b + n - 4, 4);
-        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    const char *p = s, *e = s + n;
+    size_t k = 0;
+    char out[4];
+    while (p < e) {
+        size_t m = decode_step(&p, out);
+        if (k + m > keylen || memcmp(out, key + k, m) != 0)
+            return false;
+        k += m;
     }
-    return memcmp(a, b, n) == 0;
+    return k == keylen;
 }
 
-static bool key_is(const fa_json_t *doc, const jsmntok_t *k, const char *key, size_t keylen)
+bool fa__json_str_unescape(const fa_json_t *doc, int tok, fa_pool_t *pool, fa_str_t *out)
 {
-    const char *s = doc->_buf + k->start;
-    size_t n = (size_t)(k->end - k->start);
-    if (!k->size)
-        return n == keylen && short_eq(s, key, n);
-    return escaped_equal(s, n, key, keylen);
-}
-
-int fa_json_object_get(const fa_json_t *doc, int obj, const char *key, size_t keylen)
-{
-    if (!valid_tok(doc, obj) || tok_at(doc, obj)->type != JSMN_OBJECT)
-        return -1;
-    int n = tok_at(doc, obj)->size;
-    int k = obj + 1;
-    for (int i = 0; i < n; i++) {
-        if (key_is(doc, tok_at(doc, k), key, keylen))
-            return k + 1;
-        k = tok_at(doc, k + 1)->parent;
-    }
-    return -1;
-}
-
-fa_json_iter_t fa_json_iter(const fa_json_t *doc, int tok)
-{
-    const jsmntok_t *t = tok_at(doc, tok);
-    bool container = t->type == JSMN_OBJECT || t->type == JSMN_ARRAY;
-    return (fa_json_iter_t){
-        ._next = tok + 1,
-        ._left = container ? t->size : 0,
-        ._object = t->type == JSMN_OBJECT,
-    };
-}
-
-bool fa_json_iter_next(const fa_json_t *doc, fa_json_iter_t *it, int *key, int *value)
-{
-    if (it->_left <= 0)
-        return false;
-    it->_left--;
-    int k = it->_next;
-    if (it->_object) {
-        *key = k;
-        *value = k + 1;
-    } else {
-        *key = -1;
-        *value = k;
-    }
-    it->_next = tok_at(doc, *value)->parent;
-    return true;
-}
-
-fa_str_t fa_json_raw(const fa_json_t *doc, int tok)
-{
-    const jsmntok_t *t = tok_at(doc, tok);
-    return (fa_str_t){doc->_buf + t->start, (size_t)(t->end - t->start)};
-}
-
-bool fa_json_str_escaped(const fa_json_t *doc, int tok)
-{
-    const jsmntok_t *t = tok_at(doc, tok);
-    return t->type == JSMN_STRING && t->size;
-}
-
-bool fa_json_str(const fa_json_t *doc, int tok, fa_pool_t *pool, fa_str_t *out)
-{
-    const jsmntok_t *t = tok_at(doc, tok);
-    if (t->type != JSMN_STRING)
-        return false;
-    const char *s = doc->_buf + t->start;
-    size_t n = (size_t)(t->end - t->start);
-    if (!t->size) {
-        *out = (fa_str_t){s, n};
-        return true;
-    }
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    const char *s = doc->_buf + t->_start;
+    size_t n = (size_t)(t->_end - t->_start);
     char *d = fa_pool_alloc(pool, n + 1);
     size_t m = unescape(s, n, d);
     d[m] = '\0';
@@ -1314,10 +1288,10 @@ static bool number_fast(const char *s, size_t n, double *out)
 
 bool fa_json_number(const fa_json_t *doc, int tok, double *out)
 {
-    const jsmntok_t *t = tok_at(doc, tok);
-    const char *s = doc->_buf + t->start;
-    size_t n = (size_t)(t->end - t->start);
-    if (t->type != JSMN_PRIMITIVE || !(*s == '-' || is_digit((unsigned char)*s)))
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    const char *s = doc->_buf + t->_start;
+    size_t n = (size_t)(t->_end - t->_start);
+    if (t->_type != JSMN_PRIMITIVE || !(*s == '-' || is_digit((unsigned char)*s)))
         return false;
     if (number_fast(s, n, out))
         return true;
@@ -1325,7 +1299,7 @@ bool fa_json_number(const fa_json_t *doc, int tok, double *out)
      * cannot continue a number; only a number ending the buffer needs a copy. */
     double v;
     char small[64];
-    if ((size_t)t->end < doc->_len) {
+    if ((size_t)t->_end < doc->_len) {
         v = strtod(s, NULL);
     } else if (n < sizeof(small)) {
         memcpy(small, s, n);

@@ -26,6 +26,8 @@
 #include "fa.h"
 #include "pool.h"
 
+#include <string.h>
+
 /** Limits applied by fa_json_parse. A zero field takes its default. */
 typedef struct {
     size_t max_bytes;    /* default FA_JSON_DEFAULT_MAX_BYTES; never above FA_JSON_HARD_MAX_BYTES */
@@ -71,7 +73,28 @@ typedef enum {
     FA_JSON_OBJECT,
 } fa_json_type_t;
 
-typedef struct fa__json_tok fa__json_tok_t;
+/*
+ * A token, private like every field here: it is shown only so that the accessors below can be
+ * inline (the request path calls them a dozen times per event). Its layout is jsmn's jsmntok_t
+ * with parent links, field for field (json.c asserts it), because jsmn writes the token array
+ * itself; may_alias lets these accessors read memory jsmn wrote through its own struct type.
+ */
+typedef struct __attribute__((__may_alias__)) fa__json_tok {
+    int _type;  /* FA__JSON_TOK_OBJECT ... (jsmn's jsmntype_t values) */
+    int _start; /* offset of the first byte; for a string, the first byte after its quote */
+    int _end;   /* offset after the last byte; for a string, its closing quote */
+    int _size;  /* members or elements of a container; FA__JSON_STR_ flags of a string;
+                 * FA_JSON_NUM_ flags of a number; 0 for a literal */
+    int _next;  /* the index of the first token after this one's subtree */
+} fa__json_tok_t;
+
+enum { FA__JSON_TOK_OBJECT = 1, FA__JSON_TOK_ARRAY, FA__JSON_TOK_STRING, FA__JSON_TOK_PRIMITIVE };
+
+/* Flags of a string token: the raw text holds escapes; it holds bytes >= 0x80. */
+enum { FA__JSON_STR_ESCAPED = 1, FA__JSON_STR_NONASCII = 2 };
+
+/** How a number is written (fa_json_number_form): with a fraction, with an exponent. */
+enum { FA_JSON_NUM_FRACTION = 1, FA_JSON_NUM_EXPONENT = 2 };
 
 /** A parsed document. Fields are private; it borrows the input and lives in the pool given. */
 typedef struct {
@@ -103,23 +126,95 @@ static inline int fa_json_count(const fa_json_t *doc)
 }
 
 /** The type of token tok. */
-fa_json_type_t fa_json_type(const fa_json_t *doc, int tok);
+static inline fa_json_type_t fa_json_type(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    switch (t->_type) {
+    case FA__JSON_TOK_OBJECT:
+        return FA_JSON_OBJECT;
+    case FA__JSON_TOK_ARRAY:
+        return FA_JSON_ARRAY;
+    case FA__JSON_TOK_STRING:
+        return FA_JSON_STRING;
+    default:
+        switch (doc->_buf[t->_start]) {
+        case 't':
+            return FA_JSON_TRUE;
+        case 'f':
+            return FA_JSON_FALSE;
+        case 'n':
+            return FA_JSON_NULL;
+        default:
+            return FA_JSON_NUMBER;
+        }
+    }
+}
 
 /** Human name of a type for messages: "null", "a boolean", "a number", "a string", ... */
 const char *fa_json_type_name(fa_json_type_t type);
 
 /** Members of an object or elements of an array; 0 for anything else. */
-int fa_json_size(const fa_json_t *doc, int tok);
+static inline int fa_json_size(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    return t->_type == FA__JSON_TOK_OBJECT || t->_type == FA__JSON_TOK_ARRAY ? t->_size : 0;
+}
 
 /** The index of the first token after tok's subtree (fa_json_count at the end). */
-int fa_json_skip(const fa_json_t *doc, int tok);
+static inline int fa_json_skip(const fa_json_t *doc, int tok)
+{
+    return doc->_toks[tok]._next;
+}
+
+/* Not API: n bytes at a equal n bytes at b. Keys are short, so up to 16 bytes this compares two
+ * overlapping words of 4 or 8 bytes (the first and the last) instead of calling memcmp. */
+static inline bool fa__json_bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x0, x1, y0, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&x1, a + n - 8, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&y1, b + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x0, x1, y0, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&x1, a + n - 4, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&y1, b + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/* Not API: escaped (validated) string text s[0..n) equals key[0..keylen) once unescaped. */
+bool fa__json_escaped_eq(const char *s, size_t n, const char *key, size_t keylen);
 
 /**
  * The value token of key (key[0..keylen), raw UTF-8, not escaped) in object obj, or -1 if obj is
  * not an object or has no such key. Keys written with escapes in the document match their
  * unescaped form. Linear in the number of members.
  */
-int fa_json_object_get(const fa_json_t *doc, int obj, const char *key, size_t keylen);
+static inline int fa_json_object_get(const fa_json_t *doc, int obj, const char *key,
+                                     size_t keylen)
+{
+    const fa__json_tok_t *t = doc->_toks;
+    if (obj < 0 || obj >= doc->_ntoks || t[obj]._type != FA__JSON_TOK_OBJECT)
+        return -1;
+    for (int k = obj + 1, left = t[obj]._size; left > 0; left--, k = t[k + 1]._next) {
+        const char *s = doc->_buf + t[k]._start;
+        size_t n = (size_t)(t[k]._end - t[k]._start);
+        if (FA_UNLIKELY(t[k]._size & FA__JSON_STR_ESCAPED)) {
+            if (fa__json_escaped_eq(s, n, key, keylen))
+                return k + 1;
+        } else if (n == keylen && fa__json_bytes_eq(s, key, n)) {
+            return k + 1;
+        }
+    }
+    return -1;
+}
 
 /** An iterator over an object's members or an array's elements; see fa_json_iter_next. */
 typedef struct {
@@ -129,29 +224,96 @@ typedef struct {
 } fa_json_iter_t;
 
 /** Starts iterating container tok; a non-container yields nothing. */
-fa_json_iter_t fa_json_iter(const fa_json_t *doc, int tok);
+static inline fa_json_iter_t fa_json_iter(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    bool object = t->_type == FA__JSON_TOK_OBJECT;
+    return (fa_json_iter_t){
+        ._next = tok + 1,
+        ._left = object || t->_type == FA__JSON_TOK_ARRAY ? t->_size : 0,
+        ._object = object,
+    };
+}
 
 /**
  * Steps the iterator: sets *key to the member's key token (-1 for array elements) and *value to its
  * value token, and returns true; returns false after the last one. Subtrees are skipped in O(1).
  */
-bool fa_json_iter_next(const fa_json_t *doc, fa_json_iter_t *it, int *key, int *value);
+static inline bool fa_json_iter_next(const fa_json_t *doc, fa_json_iter_t *it, int *key,
+                                     int *value)
+{
+    if (it->_left <= 0)
+        return false;
+    it->_left--;
+    int k = it->_next;
+    if (it->_object) {
+        *key = k;
+        *value = k + 1;
+    } else {
+        *key = -1;
+        *value = k;
+    }
+    it->_next = doc->_toks[*value]._next;
+    return true;
+}
 
 /**
  * The text of tok as written: a string's contents between the quotes with escapes intact, a
  * number or literal as is, an array or object with its brackets. Borrowed from the input buffer.
  */
-fa_str_t fa_json_raw(const fa_json_t *doc, int tok);
+static inline fa_str_t fa_json_raw(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    return (fa_str_t){doc->_buf + t->_start, (size_t)(t->_end - t->_start)};
+}
 
 /** True if string token tok contains escape sequences (fa_json_str would copy it). */
-bool fa_json_str_escaped(const fa_json_t *doc, int tok);
+static inline bool fa_json_str_escaped(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    return t->_type == FA__JSON_TOK_STRING && (t->_size & FA__JSON_STR_ESCAPED);
+}
+
+/**
+ * True if string token tok is plain ASCII as written: no escapes and no byte >= 0x80. Its text is
+ * then its value (fa_json_str copies nothing) and its length in bytes is its length in code points.
+ * False for anything that is not a string.
+ */
+static inline bool fa_json_str_ascii(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    return t->_type == FA__JSON_TOK_STRING && t->_size == 0;
+}
+
+/* Not API: fa_json_str for a string with escapes (a copy in pool). */
+bool fa__json_str_unescape(const fa_json_t *doc, int tok, fa_pool_t *pool, fa_str_t *out);
 
 /**
  * The unescaped value of string token tok in *out, as valid UTF-8. Without escapes this points
  * into the input (zero-copy, not NUL-terminated); with escapes it is a NUL-terminated copy
  * allocated from pool. Returns false (and leaves *out alone) if tok is not a string.
  */
-bool fa_json_str(const fa_json_t *doc, int tok, fa_pool_t *pool, fa_str_t *out);
+static inline bool fa_json_str(const fa_json_t *doc, int tok, fa_pool_t *pool, fa_str_t *out)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    if (t->_type != FA__JSON_TOK_STRING)
+        return false;
+    if (FA_UNLIKELY(t->_size & FA__JSON_STR_ESCAPED))
+        return fa__json_str_unescape(doc, tok, pool, out);
+    *out = (fa_str_t){doc->_buf + t->_start, (size_t)(t->_end - t->_start)};
+    return true;
+}
+
+/**
+ * How number token tok is written, as the tokenizer saw it: FA_JSON_NUM_FRACTION if it has a '.'
+ * part, FA_JSON_NUM_EXPONENT if it has an 'e' or 'E' part; 0 for an integer such as -12, and for
+ * any token that is not a number. Reading it costs no pass over the text.
+ */
+static inline unsigned fa_json_number_form(const fa_json_t *doc, int tok)
+{
+    const fa__json_tok_t *t = &doc->_toks[tok];
+    return t->_type == FA__JSON_TOK_PRIMITIVE ? (unsigned)t->_size : 0;
+}
 
 /**
  * The value of number token tok in *out, correctly rounded. Returns false if tok is not a number

@@ -51,6 +51,9 @@ typedef struct {
     fa_str_t *enum_vals; /* strings unescaped; other values as JSON text */
     bool has_pattern;
     regex_t pattern;
+    /* The rules plainly_valid settles inline for this field; FAST_NONE: check_field only. */
+    enum { FAST_NONE, FAST_STRING, FAST_NUMBER, FAST_INTEGER } fast;
+    size_t fast_min, fast_max; /* FAST_STRING: the length bounds, in code points */
 } field_t;
 
 typedef struct {
@@ -196,6 +199,17 @@ static bool parse_field(fa_stage_parse_t *p, const fa_yaml_node_t *k, const fa_y
         f->has_pattern = true;
         fa_pool_cleanup_add(p->arena, free_regex, &f->pattern);
     }
+    /* Rules that plainly_valid can settle for a well-formed value: a string with at most length
+     * bounds, a number or an integer with no bounds at all. A rule added to field_t must keep a
+     * field out of these forms, or be checked by plainly_valid too. */
+    if (f->type == T_STRING && !f->has_pattern && !enum_node) {
+        f->fast = FAST_STRING;
+        f->fast_min = f->has_min_len ? f->min_len : 0;
+        f->fast_max = f->has_max_len ? f->max_len : SIZE_MAX;
+    } else if ((f->type == T_NUMBER || f->type == T_INTEGER) && !f->has_min && !f->has_max &&
+               !enum_node) {
+        f->fast = f->type == T_NUMBER ? FAST_NUMBER : FAST_INTEGER;
+    }
     return ok;
 }
 
@@ -294,27 +308,19 @@ static void fail(fa_req_t *req, report_t *rep, fa_str_t field, const char *fmt, 
     fa_json_write_end_object(&rep->out);
 }
 
-static bool is_integer_text(fa_str_t raw)
+/* Whether a value of JSON type t is what the schema wants. JSON integers have no fraction and no
+ * exponent: 1.0 and 1e2 are numbers, not integers (the tokenizer recorded the form). */
+static bool type_ok(const fa_json_t *doc, int tok, fa_json_type_t t, vtype_t want)
 {
-    /* JSON integers: no fraction and no exponent. 1.0 and 1e2 are numbers, not integers. */
-    for (size_t i = 0; i < raw.len; i++)
-        if (raw.ptr[i] == '.' || raw.ptr[i] == 'e' || raw.ptr[i] == 'E')
-            return false;
-    return true;
-}
-
-static bool type_ok(const fa_json_t *doc, int tok, vtype_t want)
-{
-    fa_json_type_t t = fa_json_type(doc, tok);
     switch (want) {
     case T_ANY:
-        return true;
+        break;
     case T_STRING:
         return t == FA_JSON_STRING;
     case T_NUMBER:
         return t == FA_JSON_NUMBER;
     case T_INTEGER:
-        return t == FA_JSON_NUMBER && is_integer_text(fa_json_raw(doc, tok));
+        return t == FA_JSON_NUMBER && fa_json_number_form(doc, tok) == 0;
     case T_BOOLEAN:
         return t == FA_JSON_TRUE || t == FA_JSON_FALSE;
     case T_OBJECT:
@@ -324,31 +330,57 @@ static bool type_ok(const fa_json_t *doc, int tok, vtype_t want)
     case T_NULL:
         return t == FA_JSON_NULL;
     }
-    return false;
+    /* T_ANY. Out-of-range values land here too: with fa_json_type inline, GCC otherwise sees a
+     * path where type_ok fails for one and check_field reads type_names past its end. */
+    return true;
 }
 
 /* A JSON number that no conversion can take to infinity: no exponent, and so few digits that
  * it is far below DBL_MAX (1.8e308). */
-static bool plainly_finite(fa_str_t raw)
+static bool plainly_finite(const fa_json_t *doc, int tok)
 {
-    if (raw.len >= 300)
-        return false;
-    for (size_t i = 0; i < raw.len; i++)
-        if ((raw.ptr[i] | 0x20) == 'e')
-            return false;
-    return true;
+    return !(fa_json_number_form(doc, tok) & FA_JSON_NUM_EXPONENT) &&
+           fa_json_raw(doc, tok).len < 300;
 }
 
-static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const field_t *f,
-                        report_t *rep)
+/*
+ * Runs for every field found in a request before check_field, which it spares the usual case: a
+ * value that passes the field's rules plainly, as the tokenizer already recorded it. A string of
+ * plain ASCII has a code point per byte; a number without an exponent and under 300 characters
+ * is finite; an integer is written without fraction or exponent. False means "not plainly":
+ * check_field then decides, and writes any failure, exactly as it always has.
+ */
+static inline bool plainly_valid(const fa_json_t *doc, int tok, const field_t *f)
 {
-    if (!type_ok(doc, tok, f->type)) {
+    switch (f->fast) {
+    case FAST_STRING: {
+        if (!fa_json_str_ascii(doc, tok))
+            return false;
+        size_t n = fa_json_raw(doc, tok).len;
+        return n >= f->fast_min && n <= f->fast_max;
+    }
+    case FAST_NUMBER:
+        return fa_json_type(doc, tok) == FA_JSON_NUMBER && plainly_finite(doc, tok);
+    case FAST_INTEGER:
+        return fa_json_type(doc, tok) == FA_JSON_NUMBER && fa_json_number_form(doc, tok) == 0 &&
+               plainly_finite(doc, tok);
+    default:
+        return false;
+    }
+}
+
+/* The full check of one field, for what plainly_valid leaves: out of line, so that run stays a
+ * small function for the usual request. */
+static __attribute__((noinline)) void check_field(fa_req_t *req, const fa_json_t *doc, int tok,
+                                                  const field_t *f, report_t *rep)
+{
+    fa_json_type_t t = fa_json_type(doc, tok);
+    if (!type_ok(doc, tok, t, f->type)) {
         fail(req, rep, f->name, "must be %s%s", f->type == T_INTEGER ? "an " : "a ",
              type_names[f->type]);
         return;
     }
-    fa_json_type_t t = fa_json_type(doc, tok);
-    if (t == FA_JSON_NUMBER && !f->has_min && !f->has_max && plainly_finite(fa_json_raw(doc, tok))) {
+    if (t == FA_JSON_NUMBER && !f->has_min && !f->has_max && plainly_finite(doc, tok)) {
         /* only finiteness to check, and it is plain: no conversion needed */
     } else if (t == FA_JSON_NUMBER) {
         double d;
@@ -374,7 +406,8 @@ static void check_field(fa_req_t *req, const fa_json_t *doc, int tok, const fiel
             fail(req, rep, f->name, "is not a valid string");
             return;
         }
-        size_t cps = fa_utf8_len(s.ptr, s.len);
+        /* Plain ASCII as written (the tokenizer knows) has a code point per byte. */
+        size_t cps = fa_json_str_ascii(doc, tok) ? s.len : fa_utf8_len(s.ptr, s.len);
         if (f->has_min_len && cps < f->min_len) {
             if (f->min_len == 1)
                 fail(req, rep, f->name, "must not be empty");
@@ -421,7 +454,8 @@ static fa_status_t run(fa_req_t *req, const fa_stage_t *stage)
                 fail(req, &rep, f->name, "is required");
             continue;
         }
-        check_field(req, doc, tok, f, &rep);
+        if (!plainly_valid(doc, tok, f))
+            check_field(req, doc, tok, f, &rep);
     }
     if (!c->additional) {
         fa_json_iter_t it = fa_json_iter(doc, root);

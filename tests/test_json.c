@@ -53,6 +53,23 @@ static int parse_n(fa_json_t *doc, const char *s, size_t n, const fa_json_limits
     return fa_json_parse(doc, &pool, s, n, lim, err);
 }
 
+/* A heap copy of s[0..n) of exactly n bytes, freed at the pool's next reset: under ASan a read
+ * past the end of the input is caught, which the bytes after a literal would hide. */
+static const char *exact(const char *s, size_t n)
+{
+    char *c = fa_malloc(n ? n : 1);
+    memcpy(c, s, n);
+    fa_pool_cleanup_add(&pool, fa_free, c);
+    return c;
+}
+
+/* parse_n on an exact copy: what the table and truncation tests use. */
+static int parse_exact(fa_json_t *doc, const char *s, size_t n, const fa_json_limits_t *lim,
+                       fa_json_error_t *err)
+{
+    return fa_json_parse(doc, &pool, exact(s, n), n, lim, err);
+}
+
 /* ---- valid documents ---- */
 
 typedef struct {
@@ -112,7 +129,7 @@ ParameterizedTest(int *i, json, valid, .init = setup, .fini = teardown)
     size_t n = c->len < 0 ? strlen(c->in) : (size_t)c->len;
     fa_json_t doc;
     fa_json_error_t err = {0};
-    int r = parse_n(&doc, c->in, n, NULL, &err);
+    int r = parse_exact(&doc, c->in, n, NULL, &err);
     cr_assert_eq(r, 0, "%s: %s", c->desc, err.msg);
     cr_assert_eq(fa_json_type(&doc, fa_json_root(&doc)), c->root, "%s: root type", c->desc);
     cr_assert_eq(fa_json_skip(&doc, 0), fa_json_count(&doc), "%s: root spans every token",
@@ -246,7 +263,7 @@ ParameterizedTest(int *i, json, invalid, .init = setup, .fini = teardown)
     size_t n = c->len < 0 ? strlen(c->in) : (size_t)c->len;
     fa_json_t doc;
     fa_json_error_t err = {0};
-    int r = parse_n(&doc, c->in, n, NULL, &err);
+    int r = parse_exact(&doc, c->in, n, NULL, &err);
     cr_assert_eq(r, -1, "%s: accepted", c->desc);
     cr_expect_eq(err.code, c->code, "%s: code %d, expected %d (%s)", c->desc, err.code, c->code,
                  err.msg);
@@ -273,8 +290,8 @@ ParameterizedTest(int *n, json, truncated_1mrc, .init = setup, .fini = teardown)
 {
     fa_json_t doc;
     fa_json_error_t err = {0};
-    cr_assert_eq(parse_n(&doc, MRC, (size_t)*n, NULL, &err), -1, "prefix of %d bytes accepted",
-                 *n);
+    cr_assert_eq(parse_exact(&doc, MRC, (size_t)*n, NULL, &err), -1,
+                 "prefix of %d bytes accepted", *n);
     cr_assert_leq(err.offset, (size_t)*n, "prefix of %d: offset %zu past the end", *n, err.offset);
     cr_assert_neq(err.code, FA_JSON_OK);
 }
@@ -286,7 +303,8 @@ Test(json, every_truncation_of_the_nested_doc_is_an_error, .init = setup, .fini 
         fa_json_t doc;
         fa_json_error_t err = {0};
         fa_pool_reset(&pool);
-        cr_assert_eq(parse_n(&doc, nested_doc, n, NULL, &err), -1, "prefix of %zu accepted", n);
+        cr_assert_eq(parse_exact(&doc, nested_doc, n, NULL, &err), -1, "prefix of %zu accepted",
+                     n);
         cr_assert_leq(err.offset, n, "prefix of %zu: offset %zu", n, err.offset);
     }
 }
@@ -815,11 +833,12 @@ Test(json, doubles_are_shortest_round_trip, .init = setup, .fini = teardown)
 /* Parses s through the general path and, if the flat path takes it too, checks that both built
  * the same tokens; returns whether the flat path took it. What the flat path declines goes to the
  * general path in fa_json_parse, so declining is always correct. */
-static bool flat_agrees(const char *s, size_t n, const fa_json_limits_t *lim)
+static bool flat_agrees(const char *in, size_t n, const fa_json_limits_t *lim)
 {
     fa_json_t gen, flat;
     fa_json_error_t err = {0};
     fa_pool_reset(&pool);
+    const char *s = exact(in, n);
     int rg = fa__json_parse_path(&gen, &pool, s, n, lim, &err, FA__JSON_GENERAL);
     int rf = fa__json_parse_path(&flat, &pool, s, n, lim, NULL, FA__JSON_FLAT);
     if (rf != 0)
@@ -849,6 +868,11 @@ Test(json, flat_path_builds_the_general_tokens_or_declines, .init = setup, .fini
         "{\"k\\u0031\":1}",
         "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,"
         "\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16}",
+        "{\"k\":\"1234567\"}",
+        "{\"key\":\"12345678\"} ",
+        "{\"v\":-12.5e+3}\n",
+        "{\"a\\u00e9\":\"x\xc3\xa9y\"}",
+        "{\"userId\":\"user_123\",\"value\":12.5,\"t\":true}",
     };
     /* Bytes that matter to the grammar, and a few that are never allowed. */
     static const char alphabet[] = "{}[]\",:\\ \t\n0159.eE+-tfnulx/\x01\x80\xc3\xff";
@@ -895,4 +919,147 @@ Test(json, flat_path_builds_the_general_tokens_or_declines, .init = setup, .fini
     /* Duplicates and escaped keys among several are the general path's (it names the key). */
     cr_assert_not(flat_agrees("{\"a\":1,\"a\":2}", 13, NULL));
     cr_assert_not(flat_agrees("{\"\\u0061\":1,\"b\":2}", 18, NULL));
+}
+
+/* Builds {"<key>":<value>} followed by ws spaces into buf; returns its length. */
+static size_t member(char *buf, const char *key, size_t klen, const char *value, size_t vlen,
+                     size_t ws)
+{
+    size_t n = 0;
+    buf[n++] = '{';
+    buf[n++] = '"';
+    memcpy(buf + n, key, klen), n += klen;
+    buf[n++] = '"';
+    buf[n++] = ':';
+    memcpy(buf + n, value, vlen), n += vlen;
+    buf[n++] = '}';
+    memset(buf + n, ' ', ws), n += ws;
+    return n;
+}
+
+/* The flat path reads strings eight bytes at a time and, near the end of the input, the last eight
+ * bytes shifted: strings of every length around 8 and 16 ending at every distance from the end of
+ * an exact-size buffer (inputs under 8 bytes too), plain or with an escape, a non-ASCII character,
+ * a control character or a quote at every position, all as the general path has them. */
+Test(json, flat_path_strings_near_the_end_of_the_input, .init = setup, .fini = teardown)
+{
+    static const char *const inserts[] = {"\\n", "\\u00e9", "\xc3\xa9", "\xe2\x82\xac", "\x01",
+                                          "\"", "\\", "\xff"};
+    static const size_t klens[] = {0, 1, 6, 7, 8, 9, 15, 16, 17};
+    char key[32], val[64], buf[128];
+    unsigned taken = 0, cases = 0;
+    memset(key, 'k', sizeof(key));
+    for (size_t ki = 0; ki < FA_ARRAY_SIZE(klens); ki++) {
+        for (size_t vlen = 0; vlen <= 18; vlen++) {
+            for (size_t ws = 0; ws <= 9; ws++) {
+                /* A plain string value, and the key alone with a number value. */
+                val[0] = '"';
+                memset(val + 1, 'v', vlen);
+                val[vlen + 1] = '"';
+                size_t n = member(buf, key, klens[ki], val, vlen + 2, ws);
+                cr_assert(flat_agrees(buf, n, NULL), "declined: %.*s", (int)n, buf);
+                n = member(buf, key, klens[ki], "1", 1, ws);
+                cr_assert(flat_agrees(buf, n, NULL), "declined: %.*s", (int)n, buf);
+                /* Something that is not plain ASCII at each position of the value. */
+                for (size_t at = 0; at <= vlen; at++) {
+                    for (size_t x = 0; x < FA_ARRAY_SIZE(inserts); x++) {
+                        size_t xl = strlen(inserts[x]);
+                        val[0] = '"';
+                        memset(val + 1, 'v', vlen);
+                        memmove(val + 1 + at + xl, val + 1 + at, vlen - at);
+                        memcpy(val + 1 + at, inserts[x], xl);
+                        val[vlen + xl + 1] = '"';
+                        n = member(buf, key, klens[ki], val, vlen + xl + 2, ws);
+                        taken += flat_agrees(buf, n, NULL), cases++;
+                        /* The same text in the key. */
+                        n = member(buf, val + 1, vlen + xl, "0", 1, ws);
+                        taken += flat_agrees(buf, n, NULL), cases++;
+                    }
+                }
+            }
+        }
+    }
+    /* Escapes and valid UTF-8 are taken (a single key may be escaped); the rest is declined. */
+    cr_assert_gt(taken, cases / 3, "%u of %u", taken, cases);
+    cr_assert_lt(taken, cases, "%u of %u", taken, cases);
+}
+
+/* Numbers end with the input's last '}' in sight: every number form, at every distance from the
+ * end of an exact-size buffer, with its FA_JSON_NUM_ flags as the general path records them. */
+Test(json, flat_path_numbers_and_literals_at_the_end, .init = setup, .fini = teardown)
+{
+    static const char *const values[] = {
+        "0",    "-0",   "7",     "-12",  "12.5", "0.25", "-0.0e+0", "1e5",  "1E-5", "2.5e10",
+        "1e",   "1e+",  "1.",    "01",   "-",    "-a",   ".5",      "1.5x", "1ee5", "true",
+        "false", "null", "tru",   "nul",  "fals", "truex", "nullx", "+1",   "1e999", "1.e5",
+    };
+    char buf[64];
+    unsigned taken = 0;
+    for (size_t i = 0; i < FA_ARRAY_SIZE(values); i++) {
+        for (size_t ws = 0; ws <= 9; ws++) {
+            size_t n = member(buf, "v", 1, values[i], strlen(values[i]), ws);
+            taken += flat_agrees(buf, n, NULL);
+            /* Truncated: the number runs into the end of the input. */
+            taken += flat_agrees(buf, n - ws - 1, NULL);
+        }
+    }
+    cr_assert_eq(taken, 14 * 10, "every valid value taken at every distance, no invalid one (%u)",
+                 taken);
+}
+
+/* Duplicate keys on the flat path: compared as written, with a filter on the length (mod 64). */
+Test(json, flat_path_duplicate_keys, .init = setup, .fini = teardown)
+{
+    char xs[66], in[200];
+    cr_assert(flat_agrees("{\"ab\":1,\"cd\":2,\"ef\":3}", 22, NULL), "same lengths, no dup");
+    cr_assert_not(flat_agrees("{\"ab\":1,\"cd\":2,\"ab\":3}", 22, NULL));
+    cr_assert_not(flat_agrees("{\"\":1,\"\":2}", 11, NULL));
+    /* Keys of 1 and 65 bytes share a filter bit; 65-byte keys differing only in the last byte. */
+    memset(xs, 'x', 65);
+    xs[65] = '\0';
+    int n = snprintf(in, sizeof(in), "{\"x\":1,\"%s\":2,\"%.64sy\":3}", xs, xs);
+    cr_assert(flat_agrees(in, (size_t)n, NULL), "%s", in);
+    n = snprintf(in, sizeof(in), "{\"x\":1,\"%s\":2,\"%s\":3}", xs, xs);
+    cr_assert_not(flat_agrees(in, (size_t)n, NULL), "%s", in);
+}
+
+/* What the tokenizer records for validate's sake, through both paths alike: a string plain ASCII
+ * as written, and how a number is written. */
+Test(json, ascii_strings_and_number_forms, .init = setup, .fini = teardown)
+{
+    static const char body[] = "\"a\":\"plain\",\"b\":\"caf\xc3\xa9\",\"c\":\"tab\\t\",\"d\":\"\","
+                               "\"e\":12,\"f\":-1.5,\"g\":2e3,\"h\":1.5E-3,\"i\":true,\"j\":null";
+    char in[256];
+    for (int wrapped = 0; wrapped < 2; wrapped++) {
+        /* As is (the flat path), then inside an array (the general path). */
+        int n = snprintf(in, sizeof(in), wrapped ? "[{%s}]" : "{%s}", body);
+        fa_json_t doc;
+        fa_json_error_t err;
+        cr_assert_eq(parse_exact(&doc, in, (size_t)n, NULL, &err), 0, "%s", err.msg);
+        int o = wrapped;
+#define GET(k) fa_json_object_get(&doc, o, k, 1)
+        cr_assert(fa_json_str_ascii(&doc, GET("a")));
+        cr_assert_not(fa_json_str_ascii(&doc, GET("b")), "non-ASCII");
+        cr_assert_not(fa_json_str_ascii(&doc, GET("c")), "escaped");
+        cr_assert(fa_json_str_escaped(&doc, GET("c")));
+        cr_assert_not(fa_json_str_escaped(&doc, GET("b")));
+        cr_assert(fa_json_str_ascii(&doc, GET("d")), "empty");
+        cr_assert_not(fa_json_str_ascii(&doc, GET("e")), "a number is not a string");
+        cr_assert(fa_json_str_ascii(&doc, GET("a") - 1), "a key is a string too");
+        cr_assert_eq(fa_json_number_form(&doc, GET("e")), 0);
+        cr_assert_eq(fa_json_number_form(&doc, GET("f")), FA_JSON_NUM_FRACTION);
+        cr_assert_eq(fa_json_number_form(&doc, GET("g")), FA_JSON_NUM_EXPONENT);
+        cr_assert_eq(fa_json_number_form(&doc, GET("h")),
+                     FA_JSON_NUM_FRACTION | FA_JSON_NUM_EXPONENT);
+        cr_assert_eq(fa_json_number_form(&doc, GET("i")), 0, "a literal");
+        cr_assert_eq(fa_json_number_form(&doc, GET("j")), 0, "a literal");
+        cr_assert_eq(fa_json_number_form(&doc, GET("a")), 0, "a string");
+        cr_assert_eq(fa_json_number_form(&doc, o), 0, "an object");
+#undef GET
+        fa_pool_reset(&pool);
+    }
+    /* A bare top-level number records its form too. */
+    fa_json_t doc;
+    cr_assert_eq(parse_exact(&doc, " -2.5e1 ", 8, NULL, NULL), 0);
+    cr_assert_eq(fa_json_number_form(&doc, 0), FA_JSON_NUM_FRACTION | FA_JSON_NUM_EXPONENT);
 }

@@ -5,7 +5,8 @@
  *             each way the request changes the answer (HEAD, HTTP/1.0 keep-alive, Connection:
  *             close, a 204);
  *   validate  number checks: a number field without bounds is only checked for finiteness, with
- *             or without a conversion.
+ *             or without a conversion; integer and string fields, whose usual values are passed
+ *             on what the tokenizer recorded (plain ASCII, no exponent) and the rest fully checked.
  */
 #include <criterion/criterion.h>
 
@@ -135,18 +136,18 @@ Test(respond, pipelined_answers_in_order)
 
 /* ---- validate ---- */
 
-/* POSTs {"v":<number>} to path and returns the response's status; its body into body. */
-static int post(const char *path, const char *number, char *body, size_t bodylen)
+/* POSTs {"v":<value>} to path and returns the response's status; its body into body. */
+static int post(const char *path, const char *value, char *body, size_t bodylen)
 {
     static char req[4096];
     char json[2048];
-    snprintf(json, sizeof(json), "{\"v\":%s}", number);
+    snprintf(json, sizeof(json), "{\"v\":%s}", value);
     snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", path,
              strlen(json), json);
     size_t len;
     bool eof;
     char *out = exchange_raw(req, &len, &eof);
-    cr_assert_gt(len, 12, "no response to %s", number);
+    cr_assert_gt(len, 12, "no response to %s", value);
     int status = atoi(out + 9);
     const char *b = strstr(out, "\r\n\r\n");
     snprintf(body, bodylen, "%.*s", b ? (int)(len - (size_t)(b + 4 - out)) : 0, b ? b + 4 : "");
@@ -191,4 +192,79 @@ Test(validate, bounded_numbers_are_compared)
     cr_assert_eq(post("/bounded", "1e301", body, sizeof(body)), 400);
     cr_assert_eq(post("/bounded", "1e999", body, sizeof(body)), 400);
     cr_assert_str_eq(body, inf_answer);
+}
+
+/* The answer to a body whose field v fails with why. */
+static void expect_invalid(const char *path, const char *value, const char *why)
+{
+    char body[512], want[256];
+    snprintf(want, sizeof(want),
+             "{\"error\":\"validation failed\",\"fields\":[{\"field\":\"v\",\"error\":\"%s\"}]}", why);
+    cr_assert_eq(post(path, value, body, sizeof(body)), 400, "%s", value);
+    cr_assert_str_eq(body, want, "%s", value);
+}
+
+Test(validate, integers_have_no_fraction_or_exponent)
+{
+    static char digits[400];
+    char body[512];
+    cr_assert_eq(post("/int", "0", body, sizeof(body)), 200);
+    cr_assert_eq(post("/int", "-42", body, sizeof(body)), 200);
+    cr_assert_eq(post("/int", " 7 ", body, sizeof(body)), 200);
+    expect_invalid("/int", "1.0", "must be an integer");
+    expect_invalid("/int", "1e2", "must be an integer");
+    expect_invalid("/int", "-1.5E+2", "must be an integer");
+    expect_invalid("/int", "\"1\"", "must be an integer");
+    expect_invalid("/int", "true", "must be an integer");
+    expect_invalid("/int", "null", "must be an integer");
+    expect_invalid("/int", "[1]", "must be an integer");
+    /* Either side of 300 characters (the plain finiteness test) and of DBL_MAX. */
+    for (size_t n = 298; n <= 312; n++) {
+        memset(digits, '9', n);
+        digits[n] = '\0';
+        if (n + 1 > 309)
+            expect_invalid("/int", digits, "must be a finite number");
+        else
+            cr_assert_eq(post("/int", digits, body, sizeof(body)), 200, "%zu nines", n);
+    }
+}
+
+Test(validate, string_lengths_count_code_points)
+{
+    char body[512];
+    cr_assert_eq(post("/str", "\"ab\"", body, sizeof(body)), 200);
+    cr_assert_eq(post("/str", "\"abcd\"", body, sizeof(body)), 200);
+    expect_invalid("/str", "\"a\"", "must be at least 2 characters long");
+    expect_invalid("/str", "\"\"", "must be at least 2 characters long");
+    expect_invalid("/str", "\"abcde\"", "must be at most 4 characters long");
+    /* Not plain ASCII: raw UTF-8 and escapes count a code point each. */
+    cr_assert_eq(post("/str", "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"", body, sizeof(body)), 200,
+                 "four 2-byte characters");
+    expect_invalid("/str", "\"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\"",
+                   "must be at most 4 characters long");
+    expect_invalid("/str", "\"\xf0\x9f\x98\x80\"", "must be at least 2 characters long");
+    cr_assert_eq(post("/str", "\"\\u00e9\\n\\t\\ud83d\\ude00\"", body, sizeof(body)), 200,
+                 "four escapes");
+    expect_invalid("/str", "\"\\u0041\"", "must be at least 2 characters long");
+    expect_invalid("/str", "\"a\\\\bcd\"", "must be at most 4 characters long");
+    expect_invalid("/str", "12", "must be a string");
+    expect_invalid("/str", "{}", "must be a string");
+    cr_assert_eq(post("/anystr", "\"\"", body, sizeof(body)), 200);
+    cr_assert_eq(post("/anystr", "\"caf\xc3\xa9 \\\" x\"", body, sizeof(body)), 200);
+    expect_invalid("/anystr", "false", "must be a string");
+}
+
+Test(validate, escaped_keys_are_found)
+{
+    /* A key written with an escape still names the field. */
+    static char req[512];
+    const char *json = "{\"\\u0076\":\"abc\"}";
+    snprintf(req, sizeof(req), "POST /str HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", strlen(json),
+             json);
+    size_t len;
+    bool eof;
+    char *out = exchange_raw(req, &len, &eof);
+    cr_assert_gt(len, 12);
+    cr_assert_eq(atoi(out + 9), 200, "%.*s", (int)len, out);
+    fa_free(out);
 }
