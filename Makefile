@@ -148,12 +148,13 @@ tests: $(BIN) $(TEST_BIN)
 
 # Runs every test binary against this build; tests/run.sh prints the totals.
 check: tests
+	@mkdir -p build/test-logs
 	@FASTERAPID_BIN=$(abspath $(BIN)) FA_SRCDIR=$(CURDIR) FA_TOTALS=$(CURDIR)/build/test-totals \
-	  tests/run.sh $(TEST_BIN)
+	  FA_TEST_LOGDIR=$(CURDIR)/build/test-logs tests/run.sh $(TEST_BIN)
 
 # Three passes (plain, ASan+UBSan, fuzz smoke); the last line sums them up.
 test: deps
-	@rm -f build/test-totals
+	@rm -rf build/test-totals build/test-logs
 	@$(MAKE) --no-print-directory check
 	@echo "== again under AddressSanitizer + UBSan (libc malloc) =="
 	@$(MAKE) --no-print-directory SAN=1 check

@@ -83,7 +83,11 @@ bool fa_td_start(fa_td_t *d, const char *conf, const char *const *overrides)
         bin = "build/fasterapid";
     fa_td_src(conf, d->conf_path, sizeof(d->conf_path));
     d->port = fa_td_free_port();
-    snprintf(d->log_path, sizeof(d->log_path), "/tmp/fa-test-%d-%d.log", (int)getpid(), d->port);
+    /* make check keeps the logs of its last run under build/test-logs (FA_TEST_LOGDIR); a test
+     * binary run by hand writes them to /tmp. */
+    const char *logdir = getenv("FA_TEST_LOGDIR");
+    snprintf(d->log_path, sizeof(d->log_path), "%s/fa-test-%d-%d.log",
+             logdir && *logdir ? logdir : "/tmp", (int)getpid(), d->port);
     char listen[64];
     snprintf(listen, sizeof(listen), "server.listen=127.0.0.1:%d", d->port);
     const char *argv[64];
