@@ -1,7 +1,8 @@
 /*
  * test_http.c — end-to-end tests of the daemon over real sockets: the 1MRC contract, HTTP/1.1
  * framing (keep-alive, pipelining, 100-continue, chunked bodies, HEAD, HTTP/1.0), every error
- * status, timeouts, and the asynchronous pipeline path.
+ * status, timeouts, the asynchronous pipeline path, and the plain-request fast path answering and
+ * reading header fields as llhttp does.
  */
 #include <criterion/criterion.h>
 
@@ -11,6 +12,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -405,4 +407,296 @@ Test(http, pipelined_requests_behind_a_waiting_one_keep_its_bytes)
     free(all);
     free(c);
     free(r);
+}
+
+/*
+ * The plain-request fast path (fa__http_parse_fast) takes a request that arrives whole; one whose
+ * first byte arrives alone is begun, so parsed to its end, by llhttp. Each case must be answered
+ * the same either way (status, Connection, body), and, where a status is given, with that status.
+ * The cases sit on the edges of the fast path's scans: a header section that ends at the end of
+ * what was read, lines across its 64-byte windows, every byte a target may or may not hold, tabs,
+ * obs-fold, bare LFs and CRs, long names and lines, the header count, Content-Length digits.
+ */
+typedef struct {
+    const char *desc;
+    const char *raw;
+    size_t len;
+    int status; /* 0: whatever llhttp answers */
+} same_case_t;
+
+#define SAME(desc, raw, status) {desc, raw, sizeof(raw) - 1, status}
+
+/* Sends raw to port on a new connection, whole or in two writes after its first byte, and reads
+ * one answer into out as "status connection body" ("none" if none came). */
+static void answer(int port, const char *raw, size_t len, bool split, char *out, size_t cap)
+{
+    fa_tc_t *c = malloc(sizeof(*c));
+    fa_tresp_t *r = malloc(sizeof(*r));
+    cr_assert(fa_tc_connect(c, port));
+    if (split) {
+        cr_assert(fa_tc_send(c, raw, 1));
+        usleep(10000); /* the daemon reads the first byte alone, and llhttp begins the request */
+        cr_assert(fa_tc_send(c, raw + 1, len - 1));
+    } else {
+        cr_assert(fa_tc_send(c, raw, len));
+    }
+    char conn[64] = "";
+    if (fa_tc_read(c, r, strncmp(raw, "HEAD ", 5) == 0)) {
+        fa_tresp_header(r, "Connection", conn, sizeof(conn));
+        snprintf(out, cap, "%d %s %.*s", r->status, conn, (int)r->body_len, r->body);
+    } else {
+        snprintf(out, cap, "none");
+    }
+    fa_tc_close(c);
+    free(c);
+    free(r);
+}
+
+static void expect_same_at(int port, const char *desc, const char *raw, size_t len, int status)
+{
+    char whole[2048], split[2048];
+    answer(port, raw, len, false, whole, sizeof(whole));
+    answer(port, raw, len, true, split, sizeof(split));
+    cr_expect_str_eq(whole, split, "%s: whole: %s; split: %s", desc, whole, split);
+    if (status)
+        cr_expect_eq(atoi(whole), status, "%s: %s", desc, whole);
+}
+
+static void expect_same(const char *desc, const char *raw, size_t len, int status)
+{
+    expect_same_at(d.port, desc, raw, len, status);
+}
+
+Test(http, the_fast_path_answers_as_llhttp_does)
+{
+    static const same_case_t cases[] = {
+        SAME("the header section ends where the read does",
+             "GET /users/abc HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        SAME("no header at all", "GET /users/abc HTTP/1.1\r\n\r\n", 200),
+        SAME("HEAD", "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        SAME("a query", "GET /slowecho/abc?x=1&y=%20:@/?z HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        SAME("an empty query", "GET /slowecho/abc? HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        SAME("Content-Length with leading zeros",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0019\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("Content-Length of 15 digits",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 000000000000019\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("Content-Length of 16 digits",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0000000000000019\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             0),
+        SAME("Content-Length: +19",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +19\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             0),
+        SAME("Content-Length:19, no space",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length:19\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("a shorter Content-Length, the rest pipelined",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
+             "GET /health HTTP/1.1\r\n\r\n",
+             0),
+        SAME("the shape wrk sends: its lines cross a 64-byte window",
+             "POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n"
+             "Content-Length: 19\r\n\r\n{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("the same in another order",
+             "POST /echo HTTP/1.1\r\nContent-Length: 19\r\nHost: 127.0.0.1:8080\r\n"
+             "Content-Type: application/json\r\n\r\n{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("obs-fold", "GET /health HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 0),
+        SAME("obs-fold with a tab", "GET /health HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", 0),
+        SAME("a line starting with a tab", "GET /health HTTP/1.1\r\n\tX: a\r\n\r\n", 0),
+        SAME("LF line ends", "GET /health HTTP/1.1\nHost: t\n\n", 0),
+        SAME("a lone LF in the header section", "GET /health HTTP/1.1\r\nHost: t\n\r\n", 0),
+        SAME("a lone LF ending it", "GET /health HTTP/1.1\r\nHost: t\r\n\n", 0),
+        SAME("a lone CR in a value", "GET /health HTTP/1.1\r\nX: a\rb\r\n\r\n", 0),
+        SAME("a tab before the value", "GET /health HTTP/1.1\r\nX:\tv\r\n\r\n", 200),
+        SAME("tabs in the value", "GET /health HTTP/1.1\r\nX: a\tb \t c\r\n\r\n", 200),
+        SAME("a value ending in a tab", "GET /health HTTP/1.1\r\nX: v\t\r\n\r\n", 0),
+        SAME("a value ending in a space", "GET /health HTTP/1.1\r\nX: v \r\n\r\n", 0),
+        SAME("an empty value", "GET /health HTTP/1.1\r\nX:\r\n\r\n", 0),
+        SAME("a value of whitespace", "GET /health HTTP/1.1\r\nX: \t \r\n\r\n", 0),
+        SAME("obs-text in a value", "GET /health HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n", 0),
+        SAME("DEL in a value", "GET /health HTTP/1.1\r\nX: a\x7f\r\n\r\n", 0),
+        SAME("a control byte in a value", "GET /health HTTP/1.1\r\nX: a\x01\r\n\r\n", 0),
+        SAME("every tchar in a name",
+             "GET /health HTTP/1.1\r\nX-A!#$%&'*+.^_`|~09az: v\r\n\r\n", 200),
+        SAME("a space before the ':'", "GET /health HTTP/1.1\r\nX : v\r\n\r\n", 0),
+        SAME("a '(' in a name", "GET /health HTTP/1.1\r\nX(: v\r\n\r\n", 0),
+        SAME("no ':'", "GET /health HTTP/1.1\r\nX v\r\n\r\n", 0),
+        SAME("an empty name", "GET /health HTTP/1.1\r\n: v\r\n\r\n", 0),
+        SAME("two ':' in a value", "GET /health HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 200),
+        SAME("two Host headers", "GET /health HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+        SAME("Connection: close", "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", 200),
+        SAME("Connection: Keep-Alive",
+             "GET /health HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", 200),
+        SAME("Connection: keep-alive, close",
+             "GET /health HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", 200),
+        SAME("Upgrade", "GET /health HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", 0),
+        SAME("Transfer-Encoding",
+             "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "13\r\n{\"msg\":\"zeros ok!\"}\r\n0\r\n\r\n",
+             200),
+        SAME("Expect: 100-continue with the body",
+             "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 19\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             100),
+        SAME("HTTP/1.0", "GET /health HTTP/1.0\r\n\r\n", 200),
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_same(cases[i].desc, cases[i].raw, cases[i].len, cases[i].status);
+
+    /* Every byte in a target, in the path and in the query. */
+    char raw[4096], desc[64];
+    for (int b = 1; b < 256; b++) {
+        int n = snprintf(raw, sizeof(raw), "GET /users/a%cb HTTP/1.1\r\nHost: t\r\n\r\n", b);
+        snprintf(desc, sizeof(desc), "byte 0x%02x in a path", b);
+        expect_same(desc, raw, (size_t)n, 0);
+        n = snprintf(raw, sizeof(raw), "GET /users/a?%c HTTP/1.1\r\nHost: t\r\n\r\n", b);
+        snprintf(desc, sizeof(desc), "byte 0x%02x in a query", b);
+        expect_same(desc, raw, (size_t)n, 0);
+    }
+    /* Long names and lines: a line that no 64-byte window holds. */
+    char name[80], value[200];
+    memset(name, 'N', 70), name[70] = 0;
+    memset(value, 'v', 150), value[150] = 0;
+    int n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\n%s: v\r\nHost: t\r\n\r\n", name);
+    expect_same("a name of 70 bytes", raw, (size_t)n, 200);
+    n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\n%s v\r\nHost: t\r\n\r\n", name);
+    expect_same("a name of 70 bytes and no ':'", raw, (size_t)n, 0);
+    n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\nX: %s\r\nHost: t\r\n\r\n", value);
+    expect_same("a line of 155 bytes", raw, (size_t)n, 200);
+    n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\nX: %s\t%s\r\n\r\n", value, value);
+    expect_same("a tab in a long line", raw, (size_t)n, 200);
+    /* The section ends where the read does, past a first window. */
+    n = snprintf(raw, sizeof(raw), "GET /users/abc HTTP/1.1\r\nHost: t\r\nX-Pad: %.60s\r\n\r\n",
+                 value);
+    expect_same("a longer header section ending where the read does", raw, (size_t)n, 200);
+    /* Lines across every position of the window boundary. */
+    for (int pad = 0; pad < 70; pad++) {
+        n = snprintf(raw, sizeof(raw),
+                     "POST /echo HTTP/1.1\r\nX-Pad: %.*s\r\nHost: t\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 19\r\n\r\n"
+                     "{\"msg\":\"zeros ok!\"}",
+                     pad + 1, value);
+        snprintf(desc, sizeof(desc), "padding of %d", pad + 1);
+        expect_same(desc, raw, (size_t)n, 200);
+    }
+    /* As many header fields as the fast path takes, and one more. */
+    for (int count = 31; count <= 33; count++) {
+        n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\n");
+        for (int k = 0; k < count; k++)
+            n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-%d: %d\r\n", k, k);
+        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n");
+        snprintf(desc, sizeof(desc), "%d header fields", count);
+        expect_same(desc, raw, (size_t)n, 200);
+    }
+    /* A target over limits.uri_bytes (1k here). */
+    static char uri[1101];
+    memset(uri, 'u', sizeof(uri) - 1);
+    n = snprintf(raw, sizeof(raw), "GET /users/%s HTTP/1.1\r\nHost: t\r\n\r\n", uri);
+    expect_same("a target over the limit", raw, (size_t)n, 414);
+}
+
+/*
+ * The same, against a route that answers with the header views it was given (and the path, the
+ * query and the body): whichever parser built them, they must read the same.
+ */
+static fa_td_t dv;
+static char views_conf[64];
+
+static void start_views(void)
+{
+    snprintf(views_conf, sizeof(views_conf), "/tmp/fa-views-%d.yaml", (int)getpid());
+    FILE *f = fopen(views_conf, "w");
+    cr_assert(f);
+    fputs("server: { listen: \"127.0.0.1:0\", workers: 1, pin_workers: false }\n"
+          "limits: { header_bytes: 4k, uri_bytes: 1k }\n"
+          "routes:\n"
+          "  - match: GET /v/:id\n"
+          "    pipeline:\n"
+          "      - respond:\n"
+          "          json: { id: \"${path.id}\", q: \"${query}\", host: \"${header.host}\",\n"
+          "                  x: \"${header.x}\", y: \"${header.y}\",\n"
+          "                  ct: \"${header.content-type}\",\n"
+          "                  cl: \"${header.content-length}\", c: \"${header.connection}\",\n"
+          "                  x31: \"${header.x-31}\", long: \"${header.nnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+          "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn}\" }\n"
+          "  - match: POST /v/:id\n"
+          "    pipeline:\n"
+          "      - parse_json: {}\n"
+          "      - respond:\n"
+          "          json: { id: \"${path.id}\", host: \"${header.host}\", x: \"${header.x}\",\n"
+          "                  ct: \"${header.content-type}\", cl: \"${header.content-length}\",\n"
+          "                  msg: \"${body.msg}\" }\n",
+          f);
+    cr_assert(fclose(f) == 0);
+    cr_assert(fa_td_start(&dv, views_conf, NULL), "daemon did not start; see %s", dv.log_path);
+}
+
+static void stop_views(void)
+{
+    int st = fa_td_stop(&dv, SIGTERM, 15);
+    cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "daemon did not stop cleanly (status %d); see %s", st, dv.log_path);
+    unlink(views_conf);
+}
+
+TestSuite(http_views, .init = start_views, .fini = stop_views, .timeout = 60);
+
+Test(http_views, the_fast_path_reads_the_header_fields_as_llhttp_does)
+{
+    static const same_case_t cases[] = {
+        SAME("plain", "GET /v/a HTTP/1.1\r\nHost: h\r\nX: x1\r\nY: y1\r\n\r\n", 200),
+        SAME("names in any case", "GET /v/a HTTP/1.1\r\nhOsT: h\r\nx: x1\r\nY: y1\r\n\r\n", 200),
+        SAME("no space after ':'", "GET /v/a HTTP/1.1\r\nHost:h\r\nX:x1\r\n\r\n", 200),
+        SAME("spaces and tabs after ':'",
+             "GET /v/a HTTP/1.1\r\nHost: \t h\r\nX:\t\tx1\r\n\r\n", 200),
+        SAME("inner whitespace", "GET /v/a HTTP/1.1\r\nX: a\tb  c\r\nY: d e\r\n\r\n", 200),
+        SAME("':' in values", "GET /v/a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX: a:b:c\r\n\r\n", 200),
+        SAME("a query", "GET /v/a?x=1&y=%20:@/?z HTTP/1.1\r\nX: q\r\n\r\n", 200),
+        SAME("the first of two", "GET /v/a HTTP/1.1\r\nX: one\r\nX: two\r\n\r\n", 200),
+        SAME("Connection", "GET /v/a HTTP/1.1\r\nConnection: keep-alive\r\nX: c\r\n\r\n", 200),
+        SAME("a body",
+             "POST /v/a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n"
+             "Content-Length: 19\r\nX: b\r\n\r\n{\"msg\":\"zeros ok!\"}",
+             200),
+        SAME("a body, Content-Length with leading zeros",
+             "POST /v/a HTTP/1.1\r\nContent-Length: 00019\r\nHost: h\r\n\r\n"
+             "{\"msg\":\"zeros ok!\"}",
+             200),
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_same_at(dv.port, cases[i].desc, cases[i].raw, cases[i].len, cases[i].status);
+
+    char raw[4096], desc[64], value[200];
+    memset(value, 'v', 150), value[150] = 0;
+    /* Each line across every position of the 64-byte windows, and lines longer than one. */
+    for (int pad = 0; pad < 70; pad++) {
+        int n = snprintf(raw, sizeof(raw),
+                         "GET /v/a HTTP/1.1\r\nP: %.*s\r\nHost: 127.0.0.1:8080\r\nX: %.*s\r\n"
+                         "Y: y\r\n\r\n",
+                         pad + 1, value, 70 - pad, value);
+        snprintf(desc, sizeof(desc), "padding of %d", pad + 1);
+        expect_same_at(dv.port, desc, raw, (size_t)n, 200);
+    }
+    char name[71];
+    memset(name, 'n', 70), name[70] = 0;
+    int n = snprintf(raw, sizeof(raw), "GET /v/a HTTP/1.1\r\n%s: long name\r\nX: %s\r\n\r\n",
+                     name, value);
+    expect_same_at(dv.port, "a name of 70 bytes", raw, (size_t)n, 200);
+    /* 32 fields, as many as the fast path takes, and 33. */
+    for (int count = 32; count <= 33; count++) {
+        n = snprintf(raw, sizeof(raw), "GET /v/a HTTP/1.1\r\n");
+        for (int k = 0; k < count; k++)
+            n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-%d: %d\r\n", k, k);
+        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n");
+        snprintf(desc, sizeof(desc), "%d header fields", count);
+        expect_same_at(dv.port, desc, raw, (size_t)n, 200);
+    }
 }
