@@ -129,8 +129,7 @@ static fa_status_t run_metrics(fa_req_t *req, const fa_stage_t *stage)
         return FA_DONE;
     }
     fa_counters_view_t *v = fa_pool_alloc(req->pool, sizeof(*v));
-    if (w->counter_slot)
-        fa_worker_flush_latency(w); /* this process's answers so far, the batch being read too */
+    fa_worker_flush_latency(w); /* this process's answers so far, the batch being read too */
     fa_counters_read(w->counters, v);
     fa_agg_totals_t t;
     fa_agg_read(w->agg, &t);

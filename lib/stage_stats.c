@@ -94,8 +94,7 @@ static fa_status_t run_stats(fa_req_t *req, const fa_stage_t *stage)
     size_t cap = FA_AGG_STATS_MAX;
     if (server) {
         v = fa_pool_alloc(req->pool, sizeof(*v));
-        if (w->counter_slot)
-            fa_worker_flush_latency(w); /* this process's answers so far */
+        fa_worker_flush_latency(w); /* this process's answers so far */
         fa_counters_read(w->counters, v);
         cap = FA_AGG_STATS_MAX + 2048 + (size_t)v->nworkers * 160;
     }

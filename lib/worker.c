@@ -63,7 +63,7 @@ static void on_check(struct ev_loop *loop, ev_check *chk, int revents)
 
 void fa_worker_flush_latency(fa_worker_t *w)
 {
-    if (!w->nlat)
+    if (!w->nlat) /* always so without a counter slot: respond_end keeps none then */
         return;
     /* The loop's ev_now is frozen for the iteration the request was read in (its start); the
      * real time (one vDSO call, no syscall) makes the latency include the work and the send. */
@@ -80,11 +80,6 @@ void fa_worker_flush_latency(fa_worker_t *w)
 static void on_loop_release(struct ev_loop *loop)
 {
     fa_worker_flush_latency(ev_userdata(loop));
-}
-
-static void on_loop_acquire(struct ev_loop *loop)
-{
-    (void)loop;
 }
 
 static void on_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
@@ -169,7 +164,7 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     if (w->counter_slot) {
         fa_counters_slot_set_pid(w->counter_slot, getpid());
         ev_set_userdata(w->loop, w);
-        ev_set_loop_release_cb(w->loop, on_loop_release, on_loop_acquire);
+        ev_set_loop_release_cb(w->loop, on_loop_release, NULL); /* libev skips a NULL one */
     }
     if (w->config->log.access) {
         char err[512];
@@ -226,8 +221,7 @@ int fa_worker_run(fa_worker_t *w, const int *listen_fds, unsigned nlisten)
     fa_log_debug("accepting on %u sockets", nlisten);
 
     ev_run(w->loop, 0);
-    if (w->counter_slot)
-        fa_worker_flush_latency(w); /* the last iteration's, when a stop broke the loop */
+    fa_worker_flush_latency(w); /* the last iteration's, when a stop broke the loop */
 
     /* A second stop signal (the master forwards one, an operator may send another) must not
      * kill the process with the default action once the watchers are gone. */
