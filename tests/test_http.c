@@ -467,6 +467,15 @@ static void expect_same(const char *desc, const char *raw, size_t len, int statu
     expect_same_at(d.port, desc, raw, len, status);
 }
 
+/* A request of line and count fields "X-k: k" into raw (cap bytes); returns its length. */
+static int with_fields(char *raw, size_t cap, const char *line, int count)
+{
+    int n = snprintf(raw, cap, "%s\r\n", line);
+    for (int k = 0; k < count; k++)
+        n += snprintf(raw + n, cap - (size_t)n, "X-%d: %d\r\n", k, k);
+    return n + snprintf(raw + n, cap - (size_t)n, "\r\n");
+}
+
 Test(http, the_fast_path_answers_as_llhttp_does)
 {
     static const same_case_t cases[] = {
@@ -589,10 +598,7 @@ Test(http, the_fast_path_answers_as_llhttp_does)
     }
     /* As many header fields as the fast path takes, and one more. */
     for (int count = 31; count <= 33; count++) {
-        n = snprintf(raw, sizeof(raw), "GET /health HTTP/1.1\r\n");
-        for (int k = 0; k < count; k++)
-            n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-%d: %d\r\n", k, k);
-        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n");
+        n = with_fields(raw, sizeof(raw), "GET /health HTTP/1.1", count);
         snprintf(desc, sizeof(desc), "%d header fields", count);
         expect_same(desc, raw, (size_t)n, 200);
     }
@@ -608,35 +614,11 @@ Test(http, the_fast_path_answers_as_llhttp_does)
  * query and the body): whichever parser built them, they must read the same.
  */
 static fa_td_t dv;
-static char views_conf[64];
 
 static void start_views(void)
 {
-    snprintf(views_conf, sizeof(views_conf), "/tmp/fa-views-%d.yaml", (int)getpid());
-    FILE *f = fopen(views_conf, "w");
-    cr_assert(f);
-    fputs("server: { listen: \"127.0.0.1:0\", workers: 1, pin_workers: false }\n"
-          "limits: { header_bytes: 4k, uri_bytes: 1k }\n"
-          "routes:\n"
-          "  - match: GET /v/:id\n"
-          "    pipeline:\n"
-          "      - respond:\n"
-          "          json: { id: \"${path.id}\", q: \"${query}\", host: \"${header.host}\",\n"
-          "                  x: \"${header.x}\", y: \"${header.y}\",\n"
-          "                  ct: \"${header.content-type}\",\n"
-          "                  cl: \"${header.content-length}\", c: \"${header.connection}\",\n"
-          "                  x31: \"${header.x-31}\", long: \"${header.nnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-          "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn}\" }\n"
-          "  - match: POST /v/:id\n"
-          "    pipeline:\n"
-          "      - parse_json: {}\n"
-          "      - respond:\n"
-          "          json: { id: \"${path.id}\", host: \"${header.host}\", x: \"${header.x}\",\n"
-          "                  ct: \"${header.content-type}\", cl: \"${header.content-length}\",\n"
-          "                  msg: \"${body.msg}\" }\n",
-          f);
-    cr_assert(fclose(f) == 0);
-    cr_assert(fa_td_start(&dv, views_conf, NULL), "daemon did not start; see %s", dv.log_path);
+    cr_assert(fa_td_start(&dv, "tests/conf/views.yaml", NULL), "daemon did not start; see %s",
+              dv.log_path);
 }
 
 static void stop_views(void)
@@ -644,7 +626,6 @@ static void stop_views(void)
     int st = fa_td_stop(&dv, SIGTERM, 15);
     cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "daemon did not stop cleanly (status %d); see %s", st, dv.log_path);
-    unlink(views_conf);
 }
 
 TestSuite(http_views, .init = start_views, .fini = stop_views, .timeout = 60);
@@ -692,10 +673,7 @@ Test(http_views, the_fast_path_reads_the_header_fields_as_llhttp_does)
     expect_same_at(dv.port, "a name of 70 bytes", raw, (size_t)n, 200);
     /* 32 fields, as many as the fast path takes, and 33. */
     for (int count = 32; count <= 33; count++) {
-        n = snprintf(raw, sizeof(raw), "GET /v/a HTTP/1.1\r\n");
-        for (int k = 0; k < count; k++)
-            n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-%d: %d\r\n", k, k);
-        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n");
+        n = with_fields(raw, sizeof(raw), "GET /v/a HTTP/1.1", count);
         snprintf(desc, sizeof(desc), "%d header fields", count);
         expect_same_at(dv.port, desc, raw, (size_t)n, 200);
     }
